@@ -1,0 +1,119 @@
+# weft - build, test, demo.
+#   make            libraries, examples, build/weft-bench
+#   make test       every cmocka suite (non-zero exit on any failure)
+#   make test SAN=thread | SAN=address,undefined   the same under a sanitizer
+#   make demo       tiled Cholesky on 1 and all threads, then a short benchmark table
+# Missing Debian packages are installed with apt-get when run as root; otherwise make
+# stops and prints the exact command.
+
+PKGS     := libhwloc-dev libopenblas-dev liblapacke-dev libcmocka-dev pkg-config zlib1g-dev
+PCMODS   := hwloc openblas cmocka lapacke
+
+CC       ?= gcc
+SAN      ?=
+ifeq ($(SAN),)
+BUILD    := build
+SANFLAGS :=
+else
+BUILD    := build/san-$(subst $(comma),-,$(SAN))
+SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -g -DWEFT_SANITIZED=1
+ifneq (,$(findstring undefined,$(SAN)))
+SANFLAGS += -fno-sanitize-recover=undefined
+endif
+endif
+comma := ,
+
+# pkg-config is evaluated lazily (after the dependency check has run).
+PC_CFLAGS = $(shell pkg-config --cflags $(PCMODS) 2>/dev/null)
+PC_LIBS   = $(shell pkg-config --libs $(PCMODS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS_B := -std=c11 -O2 -g $(WARN) -fopenmp -fPIC -fvisibility=hidden \
+            -D_GNU_SOURCE -Iinclude -I. $(SANFLAGS)
+LDLIBS_B  = $(PC_LIBS) -fopenmp -lpthread -lm $(SANFLAGS)
+
+LIB_SRC  := $(wildcard scheduler/*.c) $(wildcard graph/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+EX_SHARED:= $(filter-out examples/cholesky.c,$(wildcard examples/*_lib.c))
+EX_MAINS := $(filter-out $(EX_SHARED),$(wildcard examples/*.c))
+EX_BIN   := $(EX_MAINS:examples/%.c=$(BUILD)/%)
+BENCH_SRC:= $(wildcard bench/*.c)
+BENCH_LIB:= $(filter-out bench/main.c,$(BENCH_SRC))
+TEST_SRC := $(wildcard tests/*/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_UTIL:= $(wildcard tests/util/*.c)
+
+DEPS_OK  := build/.deps-ok
+
+.PHONY: all test demo clean deps check-symbols
+all: $(BUILD)/libweft.a $(BUILD)/libweft.so $(EX_BIN) $(BUILD)/weft-bench
+
+deps: $(DEPS_OK)
+$(DEPS_OK):
+	@missing=""; \
+	for p in $(PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || exit 1; \
+	  else \
+	    echo "weft needs these Debian packages:$$missing"; \
+	    echo "run:  sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+	@mkdir -p build && touch $@
+
+$(BUILD)/obj/%.o: %.c $(DEPS_OK) | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_B) $(PC_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+$(BUILD)/libweft.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/libweft.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS_B)
+
+EX_SHARED_OBJ := $(EX_SHARED:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/%: $(BUILD)/obj/examples/%.o $(EX_SHARED_OBJ) $(BUILD)/libweft.a
+	$(CC) -o $@ $^ $(LDLIBS_B)
+
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/weft-bench: $(BENCH_OBJ) $(EX_SHARED_OBJ) $(BUILD)/libweft.a
+	$(CC) -o $@ $^ $(LDLIBS_B)
+
+TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)
+BENCH_LIB_OBJ := $(BENCH_LIB:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJ) $(BENCH_LIB_OBJ) $(EX_SHARED_OBJ) $(BUILD)/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS_B)
+
+# Runs every suite; the exit status is non-zero if any failed.
+test: all $(TEST_BIN) check-symbols
+	@fail=0; for t in $(TEST_BIN); do \
+	  echo "== $$t"; \
+	  if ! WEFT_TEST_BUILD=$(BUILD) $$t; then echo "FAILED: $$t"; fail=1; fi; \
+	done; \
+	if [ $$fail = 0 ]; then echo "all test suites passed"; else echo "some test suites FAILED"; fi; \
+	exit $$fail
+
+# The shared library exports weft_* symbols only.
+check-symbols: $(BUILD)/libweft.so
+	@bad=$$(nm -D --defined-only $(BUILD)/libweft.so | awk '$$2 ~ /[TDBRW]/ {print $$3}' | grep -v '^weft_' | grep -v '^_' ); \
+	if [ -n "$$bad" ]; then echo "libweft.so exports non-weft symbols:"; echo "$$bad"; exit 1; fi; \
+	echo "libweft.so exports only weft_* symbols"
+
+demo: all
+	@echo "== tiled Cholesky, n=2048, tile 256, 1 thread"; $(BUILD)/cholesky --n 2048 --tile 256 --threads 1
+	@echo "== tiled Cholesky, n=2048, tile 256, all threads"; $(BUILD)/cholesky --n 2048 --tile 256
+	@echo "== scheduler benchmark (short)"; \
+	for s in fanout tree wavefront random; do \
+	  $(BUILD)/weft-bench --shape $$s --grain 10us --size small --threads 1,$$(nproc) --reps 3 --baseline omp,static || exit 1; \
+	done
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,183 @@
+/* graph/access.c - inferring edges from declared data accesses.
+ *
+ * The rule (see include/weft/graph.h) is per byte, in task-id order, with a task's modes
+ * on a byte merged first. It is applied to segments: maximal byte ranges over which the
+ * state is uniform. The segment map is an array of disjoint segments sorted by
+ * (space, lo); each segment holds its last writer and the readers since that write.
+ *
+ * Per task: (1) split segments at the bounds of all of the task's accesses, creating
+ * empty segments for bytes never seen; (2) OR the task's modes into every covered
+ * segment; (3) apply the rule with the merged mode to each touched segment:
+ *     read only:  edge last_writer -> t;               readers += t
+ *     with write: edges readers -> t (or last_writer -> t if no reader); last_writer = t,
+ *                 readers = {}
+ * Splitting is O(segments) per new boundary (array insertion): fine for tiled algorithms
+ * (one segment per tile); an interval tree would be the next step for millions of
+ * distinct regions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/internal.h"
+
+typedef struct seg {
+    uint8_t space;
+    uint8_t mode; /* merged mode of the task being processed; 0 if untouched */
+    uintptr_t lo, hi; /* inclusive */
+    uint32_t writer;  /* WEFT_TASK_NONE if never written */
+    uint32_t *readers;
+    uint32_t nreaders, readers_cap;
+} seg;
+
+typedef struct segmap {
+    seg *s;
+    size_t n, cap;
+} segmap;
+
+static int key_less(uint8_t sa, uintptr_t a, uint8_t sb, uintptr_t b) {
+    return sa < sb || (sa == sb && a < b);
+}
+
+/* First segment whose end is >= (space, x). */
+static size_t seg_lower(const segmap *m, uint8_t space, uintptr_t x) {
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (key_less(m->s[mid].space, m->s[mid].hi, space, x))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int seg_insert(segmap *m, size_t at, const seg *v) {
+    if (wf_array_reserve((void **)&m->s, &m->cap, m->n + 1, sizeof(seg))) return -1;
+    memmove(&m->s[at + 1], &m->s[at], (m->n - at) * sizeof(seg));
+    m->s[at] = *v;
+    m->n++;
+    return 0;
+}
+
+static int readers_copy(seg *dst, const seg *src) {
+    dst->readers = NULL;
+    dst->readers_cap = 0;
+    dst->nreaders = src->nreaders;
+    if (!src->nreaders) return 0;
+    dst->readers = wf_alloc(src->nreaders * sizeof(uint32_t), 4);
+    if (!dst->readers) return -1;
+    dst->readers_cap = src->nreaders;
+    memcpy(dst->readers, src->readers, src->nreaders * sizeof(uint32_t));
+    return 0;
+}
+
+/* Splits so that a segment boundary falls right before byte x (x starts a segment). */
+static int split_before(segmap *m, uint8_t space, uintptr_t x) {
+    size_t i = seg_lower(m, space, x);
+    if (i == m->n || m->s[i].space != space || m->s[i].lo >= x || m->s[i].hi < x) return 0;
+    seg right = m->s[i];
+    if (readers_copy(&right, &m->s[i])) return -1;
+    right.lo = x;
+    if (seg_insert(m, i + 1, &right)) {
+        wf_free(right.readers, right.readers_cap * sizeof(uint32_t));
+        return -1;
+    }
+    m->s[i].hi = x - 1;
+    return 0;
+}
+
+/* Makes [lo, hi] exactly covered by segments (filling gaps with fresh ones). */
+static int cover(segmap *m, uint8_t space, uintptr_t lo, uintptr_t hi) {
+    if (split_before(m, space, lo)) return -1;
+    if (hi != UINTPTR_MAX && split_before(m, space, hi + 1)) return -1;
+    uintptr_t x = lo;
+    size_t i = seg_lower(m, space, lo);
+    for (;;) {
+        if (i < m->n && m->s[i].space == space && m->s[i].lo <= hi) {
+            if (m->s[i].lo > x) { /* gap [x, lo-1] */
+                seg fresh = {.space = space, .lo = x, .hi = m->s[i].lo - 1,
+                             .writer = WEFT_TASK_NONE};
+                if (seg_insert(m, i, &fresh)) return -1;
+                i++;
+            }
+            if (m->s[i].hi >= hi) return 0;
+            x = m->s[i].hi + 1;
+            i++;
+        } else { /* tail gap [x, hi] */
+            seg fresh = {.space = space, .lo = x, .hi = hi, .writer = WEFT_TASK_NONE};
+            return seg_insert(m, i, &fresh);
+        }
+    }
+}
+
+static int add_reader(seg *s, uint32_t t) {
+    if (s->nreaders && s->readers[s->nreaders - 1] == t) return 0;
+    if (s->nreaders == s->readers_cap) {
+        size_t cap = s->readers_cap;
+        if (wf_array_reserve((void **)&s->readers, &cap, cap + 1, sizeof(uint32_t))) return -1;
+        s->readers_cap = (uint32_t)cap;
+    }
+    s->readers[s->nreaders++] = t;
+    return 0;
+}
+
+static weft_status apply(weft_graph *g, seg *s, uint32_t t) {
+    weft_status st = WEFT_OK;
+    if (s->mode & WEFT_WRITE) {
+        uint32_t nr = 0;
+        for (uint32_t k = 0; k < s->nreaders && !st; k++)
+            if (s->readers[k] != t) {
+                nr++;
+                st = wf_graph_push_edge(g, s->readers[k], t);
+            }
+        if (!st && nr == 0 && s->writer != WEFT_TASK_NONE && s->writer != t)
+            st = wf_graph_push_edge(g, s->writer, t);
+        s->writer = t;
+        s->nreaders = 0;
+    } else {
+        if (s->writer != WEFT_TASK_NONE && s->writer != t) st = wf_graph_push_edge(g, s->writer, t);
+        if (!st && add_reader(s, t))
+            st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory inferring dependencies");
+    }
+    s->mode = 0;
+    return st;
+}
+
+static int access_cmp(const void *a, const void *b) {
+    const wf_access *x = a, *y = b;
+    if (x->task != y->task) return x->task < y->task ? -1 : 1;
+    return x->seq < y->seq ? -1 : (x->seq > y->seq); /* declaration order: a stable sort */
+}
+
+weft_status wf_infer_access_edges(weft_graph *g) {
+    if (g->nacc == 0) return WEFT_OK;
+    /* accesses in task order (stable: a task's declarations keep their order) */
+    int sorted = 1;
+    for (size_t i = 1; i < g->nacc && sorted; i++) sorted = g->acc[i - 1].task <= g->acc[i].task;
+    if (!sorted) qsort(g->acc, g->nacc, sizeof(*g->acc), access_cmp);
+    segmap m = {0};
+    weft_status st = WEFT_OK;
+    for (size_t i = 0; i < g->nacc && !st;) {
+        size_t j = i;
+        uint32_t t = g->acc[i].task;
+        while (j < g->nacc && g->acc[j].task == t) j++;
+        for (size_t k = i; k < j && !st; k++)
+            if (cover(&m, g->acc[k].space, g->acc[k].lo, g->acc[k].hi))
+                st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory inferring dependencies");
+        for (size_t k = i; k < j && !st; k++) {
+            const wf_access *a = &g->acc[k];
+            for (size_t q = seg_lower(&m, a->space, a->lo);
+                 q < m.n && m.s[q].space == a->space && m.s[q].lo <= a->hi; q++)
+                m.s[q].mode |= a->mode;
+        }
+        for (size_t k = i; k < j && !st; k++) {
+            const wf_access *a = &g->acc[k];
+            for (size_t q = seg_lower(&m, a->space, a->lo);
+                 q < m.n && m.s[q].space == a->space && m.s[q].lo <= a->hi && !st; q++)
+                if (m.s[q].mode) st = apply(g, &m.s[q], t);
+        }
+        i = j;
+    }
+    for (size_t q = 0; q < m.n; q++) wf_free(m.s[q].readers, m.s[q].readers_cap * sizeof(uint32_t));
+    wf_free(m.s, m.cap * sizeof(seg));
+    return st;
+}

@@ -1,0 +1,263 @@
+/* graph/analyze.c - the dependency analyzer: from tasks, explicit edges and inferred
+ * access edges to the DAG a run executes (CSR successor lists without duplicates,
+ * in-degrees, sources, sinks), plus levels, critical-path priorities and work/span.
+ * A cycle is reported with a task that lies on it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/internal.h"
+
+static int u32_cmp(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts and de-duplicates v[0..n); returns the new length. */
+static size_t sort_unique(uint32_t *v, size_t n) {
+    int sorted = 1;
+    for (size_t i = 1; i < n && sorted; i++) sorted = v[i - 1] <= v[i];
+    if (!sorted) {
+        if (n <= 16) {
+            for (size_t i = 1; i < n; i++) {
+                uint32_t x = v[i];
+                size_t j = i;
+                for (; j > 0 && v[j - 1] > x; j--) v[j] = v[j - 1];
+                v[j] = x;
+            }
+        } else {
+            qsort(v, n, sizeof(*v), u32_cmp);
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || v[k - 1] != v[i]) v[k++] = v[i];
+    return k;
+}
+
+/* Error path of Kahn's algorithm: every task left with pending predecessors has at least
+ * one unfinished predecessor, so walking unfinished predecessors n times from any of them
+ * ends on a cycle. */
+static weft_status report_cycle(weft_graph *g, const uint32_t *remaining) {
+    size_t n = g->n;
+    size_t *pstart = wf_calloc((n + 1) * sizeof(size_t), 8);
+    uint32_t *preds = wf_alloc((g->nsucc + 1) * sizeof(uint32_t), 4);
+    if (!pstart || !preds) {
+        wf_free(pstart, (n + 1) * sizeof(size_t));
+        wf_free(preds, (g->nsucc + 1) * sizeof(uint32_t));
+        return wf_error(WEFT_ERR_CYCLE, "task graph: dependency cycle (out of memory naming it)");
+    }
+    for (size_t v = 0; v < n; v++)
+        for (uint32_t i = g->nodes[v].succ_begin; i < g->nodes[v].succ_end; i++)
+            pstart[g->succ[i] + 1]++;
+    for (size_t v = 0; v < n; v++) pstart[v + 1] += pstart[v];
+    for (size_t v = 0; v < n; v++)
+        for (uint32_t i = g->nodes[v].succ_begin; i < g->nodes[v].succ_end; i++)
+            preds[pstart[g->succ[i]]++] = (uint32_t)v;
+    for (size_t v = n; v > 0; v--) pstart[v] = pstart[v - 1];
+    pstart[0] = 0;
+    uint32_t cur = 0;
+    while (cur < n && remaining[cur] == 0) cur++;
+    for (size_t step = 0; step < n; step++)
+        for (size_t i = pstart[cur]; i < pstart[cur + 1]; i++)
+            if (remaining[preds[i]] != 0) {
+                cur = preds[i];
+                break;
+            }
+    char label[160];
+    wf_task_label(g, cur, label, sizeof label);
+    wf_free(pstart, (n + 1) * sizeof(size_t));
+    wf_free(preds, (g->nsucc + 1) * sizeof(uint32_t));
+    return wf_error(WEFT_ERR_CYCLE, "task graph: dependency cycle through %s", label);
+}
+
+/* CSR successor lists from the edge list, self-edges dropped, duplicates removed. */
+static weft_status build_csr(weft_graph *g) {
+    size_t n = g->n, m = g->nedges;
+    if (m >= UINT32_MAX)
+        return wf_error(WEFT_ERR_RANGE, "task graph: %zu edges, at most %u", m, UINT32_MAX - 1);
+    uint32_t *start = wf_calloc((n + 1) * sizeof(uint32_t), 4);
+    g->succ = wf_alloc((m ? m : 1) * sizeof(weft_task_id), 4);
+    g->nsucc = m ? m : 1;
+    if (!start || !g->succ) {
+        wf_free(start, (n + 1) * sizeof(uint32_t));
+        return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory for %zu edges", m);
+    }
+    for (size_t e = 0; e < m; e++)
+        if (g->edges[e].from != g->edges[e].to) start[g->edges[e].from + 1]++;
+    for (size_t v = 0; v < n; v++) start[v + 1] += start[v];
+    for (size_t v = 0; v < n; v++) g->nodes[v].succ_end = start[v]; /* fill cursor */
+    for (size_t e = 0; e < m; e++) {
+        const wf_edge *ed = &g->edges[e];
+        if (ed->from != ed->to) g->succ[g->nodes[ed->from].succ_end++] = ed->to;
+    }
+    uint32_t out = 0; /* compact the de-duplicated lists in place */
+    for (size_t v = 0; v < n; v++) {
+        wf_gnode *nd = &g->nodes[v];
+        size_t len = sort_unique(g->succ + start[v], start[v + 1] - start[v]);
+        memmove(g->succ + out, g->succ + start[v], len * sizeof(weft_task_id));
+        nd->succ_begin = out;
+        nd->succ_end = out + (uint32_t)len;
+        out += (uint32_t)len;
+        nd->indeg = 0;
+    }
+    wf_free(start, (n + 1) * sizeof(uint32_t));
+    g->stats.edges = out;
+    for (size_t v = 0; v < n; v++)
+        for (uint32_t i = g->nodes[v].succ_begin; i < g->nodes[v].succ_end; i++)
+            g->nodes[g->succ[i]].indeg++;
+    return WEFT_OK;
+}
+
+/* Kahn's algorithm: topological order, levels, sources, sinks; then priorities (longest
+ * cost-weighted path to a sink) in reverse order, work and span. */
+static weft_status order_and_measure(weft_graph *g) {
+    size_t n = g->n;
+    uint32_t *order = wf_alloc((n ? n : 1) * sizeof(uint32_t), 4);
+    uint32_t *remaining = wf_alloc((n ? n : 1) * sizeof(uint32_t), 4);
+    g->level = wf_calloc((n ? n : 1) * sizeof(uint32_t), 4);
+    weft_status st = WEFT_OK;
+    if (!order || !remaining || !g->level) {
+        st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
+        goto out;
+    }
+    size_t head = 0, tail = 0, nsources = 0;
+    uint32_t nsinks = 0;
+    for (size_t v = 0; v < n; v++) {
+        remaining[v] = g->nodes[v].indeg;
+        if (remaining[v] == 0) order[tail++] = (uint32_t)v;
+        if (g->nodes[v].succ_begin == g->nodes[v].succ_end) nsinks++;
+    }
+    nsources = tail;
+    while (head < tail) {
+        uint32_t v = order[head++];
+        for (uint32_t i = g->nodes[v].succ_begin; i < g->nodes[v].succ_end; i++) {
+            uint32_t s = g->succ[i];
+            if (g->level[s] < g->level[v] + 1) g->level[s] = g->level[v] + 1;
+            if (--remaining[s] == 0) order[tail++] = s;
+        }
+    }
+    if (tail < n) {
+        st = report_cycle(g, remaining);
+        goto out;
+    }
+    g->sources = wf_alloc((nsources ? nsources : 1) * sizeof(uint32_t), 4);
+    if (!g->sources) {
+        st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
+        goto out;
+    }
+    memcpy(g->sources, order, nsources * sizeof(uint32_t));
+    g->nsources = nsources ? nsources : 1;
+    double work = 0, span = 0;
+    size_t levels = 0;
+    for (size_t k = n; k > 0; k--) {
+        wf_gnode *nd = &g->nodes[order[k - 1]];
+        double best = 0;
+        for (uint32_t i = nd->succ_begin; i < nd->succ_end; i++)
+            if (g->nodes[g->succ[i]].prio > best) best = g->nodes[g->succ[i]].prio;
+        nd->prio = (float)(nd->cost + best);
+        work += nd->cost;
+        if (nd->prio > span) span = nd->prio;
+        if (g->level[order[k - 1]] + 1 > levels) levels = g->level[order[k - 1]] + 1;
+        atomic_store_explicit(&nd->pending, nd->indeg, memory_order_relaxed);
+        atomic_store_explicit(&nd->poisoned, 0, memory_order_relaxed);
+    }
+    /* widest level: count per level (reuse `remaining`, all zero now) */
+    size_t max_width = 0;
+    for (size_t v = 0; v < n; v++)
+        if (++remaining[g->level[v]] > max_width) max_width = remaining[g->level[v]];
+    g->nsinks = nsinks;
+    g->stats.tasks = n;
+    g->stats.sources = nsources;
+    g->stats.levels = levels;
+    g->stats.max_width = max_width;
+    g->stats.work = work;
+    g->stats.span = span;
+    g->stats.parallelism = span > 0 ? work / span : 0;
+    g->order = order;
+    order = NULL;
+out:
+    wf_free(order, (n ? n : 1) * sizeof(uint32_t));
+    wf_free(remaining, (n ? n : 1) * sizeof(uint32_t));
+    return st;
+}
+
+weft_status wf_graph_build_dag(weft_graph *g) {
+    size_t explicit_edges = g->nedges;
+    weft_status st = wf_infer_access_edges(g);
+    if (!st) st = build_csr(g);
+    g->nedges = explicit_edges; /* inferred edges live in the CSR only */
+    if (!st) st = order_and_measure(g);
+    if (st) {
+        wf_free(g->succ, g->nsucc * sizeof(*g->succ));
+        wf_free(g->sources, g->nsources * sizeof(*g->sources));
+        wf_free(g->level, (g->n ? g->n : 1) * sizeof(*g->level));
+        wf_free(g->order, (g->n ? g->n : 1) * sizeof(*g->order));
+        g->order = NULL;
+        g->succ = NULL;
+        g->sources = NULL;
+        g->level = NULL;
+        g->nsucc = g->nsources = 0;
+        return st;
+    }
+    g->measured_valid = 0;
+    g->dirty = 0;
+    return WEFT_OK;
+}
+
+/* Measured work and span from the durations of the last measured run. */
+static void measured_stats(weft_graph *g) {
+    double work = 0, span = 0;
+    size_t n = g->n;
+    double *best = wf_calloc((n ? n : 1) * sizeof(double), 8);
+    if (!best) return; /* measured figures stay 0 */
+    for (size_t k = n; k > 0; k--) { /* reverse topological order */
+            uint32_t v = g->order[k - 1];
+            const wf_gnode *nd = &g->nodes[v];
+            double b = 0;
+            for (uint32_t i = nd->succ_begin; i < nd->succ_end; i++)
+                if (best[g->succ[i]] > b) b = best[g->succ[i]];
+            best[v] = (double)nd->measured_ns * 1e-9 + b;
+            work += (double)nd->measured_ns * 1e-9;
+            if (best[v] > span) span = best[v];
+        }
+    wf_free(best, (n ? n : 1) * sizeof(double));
+    g->stats.measured_work_s = work;
+    g->stats.measured_span_s = span;
+}
+
+weft_status weft_graph_analyze(weft_graph *g, weft_graph_stats *out) {
+    if (!g) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_analyze: graph is NULL");
+    if (atomic_load(&g->running)) return wf_error(WEFT_ERR_BUSY, "weft_graph_analyze: the graph is running");
+    if (g->dirty) {
+        weft_status st = wf_graph_build_dag(g);
+        if (st) return st;
+    }
+    if (g->measured_valid) {
+        measured_stats(g);
+    } else {
+        g->stats.measured_work_s = 0;
+        g->stats.measured_span_s = 0;
+    }
+    if (out) *out = g->stats;
+    return WEFT_OK;
+}
+
+weft_status weft_graph_task_level(const weft_graph *g, weft_task_id t, size_t *level) {
+    if (!g || !level) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_task_level: NULL argument");
+    if (g->dirty) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_task_level: graph not analysed");
+    if (t >= g->n) return wf_error(WEFT_ERR_RANGE, "weft_graph_task_level: task id %u of %zu", t, g->n);
+    *level = g->level[t];
+    return WEFT_OK;
+}
+
+weft_status weft_graph_successors(const weft_graph *g, weft_task_id t, const weft_task_id **succ,
+                                  size_t *count) {
+    if (!g || !succ || !count)
+        return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_successors: NULL argument");
+    if (g->dirty) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_successors: graph not analysed");
+    if (t >= g->n) return wf_error(WEFT_ERR_RANGE, "weft_graph_successors: task id %u of %zu", t, g->n);
+    *succ = g->succ + g->nodes[t].succ_begin;
+    *count = g->nodes[t].succ_end - g->nodes[t].succ_begin;
+    return WEFT_OK;
+}

@@ -1,0 +1,162 @@
+/* graph/graph.c - building task graphs: tasks, edges, accesses, hints; validation. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "graph/internal.h"
+
+weft_status weft_graph_create(weft_graph **out) {
+    if (!out) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_create: out is NULL");
+    weft_graph *g = wf_calloc(sizeof(*g), WF_CACHE_LINE);
+    *out = g;
+    if (!g) return wf_error(WEFT_ERR_NOMEM, "weft_graph_create: out of memory");
+    g->dirty = 1;
+    atomic_init(&g->fail_task, WEFT_TASK_NONE);
+    return WEFT_OK;
+}
+
+static void free_run_side(weft_graph *g) {
+    wf_free(g->succ, g->nsucc * sizeof(*g->succ));
+    wf_free(g->sources, g->nsources * sizeof(*g->sources));
+    wf_free(g->level, (g->n ? g->n : 1) * sizeof(*g->level));
+    wf_free(g->order, (g->n ? g->n : 1) * sizeof(*g->order));
+    g->order = NULL;
+    g->succ = NULL;
+    g->sources = NULL;
+    g->level = NULL;
+    g->nsucc = g->nsources = 0;
+}
+
+void weft_graph_destroy(weft_graph *g) {
+    if (!g) return;
+    free_run_side(g);
+    wf_free(g->nodes, g->cap * sizeof(*g->nodes));
+    wf_free(g->names, g->names_cap);
+    wf_free(g->edges, g->edges_cap * sizeof(*g->edges));
+    wf_free(g->acc, g->acc_cap * sizeof(*g->acc));
+    wf_free(g, sizeof(*g));
+}
+
+/* Every mutation makes the analysis stale; a running graph may not change. */
+static weft_status mutable_graph(weft_graph *g, const char *fn) {
+    if (!g) return wf_error(WEFT_ERR_INVALID_ARG, "%s: graph is NULL", fn);
+    if (atomic_load(&g->running))
+        return wf_error(WEFT_ERR_BUSY, "%s: the graph is running", fn);
+    if (!g->dirty) {
+        free_run_side(g);
+        g->dirty = 1;
+    }
+    return WEFT_OK;
+}
+
+static weft_status check_task(const weft_graph *g, weft_task_id t, const char *fn) {
+    if (t >= g->n)
+        return wf_error(WEFT_ERR_RANGE, "%s: task id %u, the graph has %zu tasks", fn, t, g->n);
+    return WEFT_OK;
+}
+
+weft_status weft_graph_add_task(weft_graph *g, weft_task_fn fn, void *arg, const char *name,
+                                weft_task_id *out) {
+    weft_status st = mutable_graph(g, "weft_graph_add_task");
+    if (st) return st;
+    if (!fn) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_add_task: fn is NULL");
+    if (g->n >= WEFT_TASK_NONE - 1)
+        return wf_error(WEFT_ERR_RANGE, "weft_graph_add_task: too many tasks");
+    if (wf_array_reserve((void **)&g->nodes, &g->cap, g->n + 1, sizeof(*g->nodes)))
+        return wf_error(WEFT_ERR_NOMEM, "weft_graph_add_task: out of memory at task %zu", g->n);
+    uint32_t name_off = WF_NO_NAME;
+    if (name) {
+        size_t len = strlen(name) + 1;
+        if (wf_array_reserve((void **)&g->names, &g->names_cap, g->names_len + len, 1))
+            return wf_error(WEFT_ERR_NOMEM, "weft_graph_add_task: out of memory at task %zu", g->n);
+        memcpy(g->names + g->names_len, name, len);
+        name_off = (uint32_t)g->names_len;
+        g->names_len += len;
+    }
+    wf_gnode *nd = &g->nodes[g->n];
+    memset(nd, 0, sizeof(*nd));
+    nd->job.run = wf_graph_node_run;
+    nd->fn = fn;
+    nd->arg = arg;
+    nd->graph = g;
+    nd->name_off = name_off;
+    nd->cost = 1.0;
+    if (out) *out = (weft_task_id)g->n;
+    g->n++;
+    return WEFT_OK;
+}
+
+weft_status weft_graph_set_cost(weft_graph *g, weft_task_id t, double cost) {
+    weft_status st = mutable_graph(g, "weft_graph_set_cost");
+    if (st || (st = check_task(g, t, "weft_graph_set_cost"))) return st;
+    if (!isfinite(cost) || cost < 0)
+        return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_set_cost: cost %g of task %u must be "
+                        "finite and >= 0", cost, t);
+    g->nodes[t].cost = cost;
+    return WEFT_OK;
+}
+
+weft_status weft_graph_set_affinity(weft_graph *g, weft_task_id t, weft_affinity_kind kind,
+                                    unsigned index) {
+    weft_status st = mutable_graph(g, "weft_graph_set_affinity");
+    if (st || (st = check_task(g, t, "weft_graph_set_affinity"))) return st;
+    if (kind != WEFT_AFFINITY_NONE && kind != WEFT_AFFINITY_WORKER && kind != WEFT_AFFINITY_NUMA)
+        return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_set_affinity: unknown kind %d", (int)kind);
+    g->nodes[t].affinity_kind = (uint8_t)kind;
+    g->nodes[t].affinity_index = index;
+    return WEFT_OK;
+}
+
+weft_status wf_graph_push_edge(weft_graph *g, uint32_t from, uint32_t to) {
+    if (wf_array_reserve((void **)&g->edges, &g->edges_cap, g->nedges + 1, sizeof(*g->edges)))
+        return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory for edge %u -> %u", from, to);
+    g->edges[g->nedges++] = (wf_edge){from, to};
+    return WEFT_OK;
+}
+
+weft_status weft_graph_add_edge(weft_graph *g, weft_task_id before, weft_task_id after) {
+    weft_status st = mutable_graph(g, "weft_graph_add_edge");
+    if (st || (st = check_task(g, before, "weft_graph_add_edge")) ||
+        (st = check_task(g, after, "weft_graph_add_edge")))
+        return st;
+    return wf_graph_push_edge(g, before, after);
+}
+
+static weft_status add_access(weft_graph *g, weft_task_id t, weft_access_mode mode, int space,
+                              uintptr_t lo, uintptr_t hi, const char *fn) {
+    weft_status st = mutable_graph(g, fn);
+    if (st || (st = check_task(g, t, fn))) return st;
+    if (mode != WEFT_READ && mode != WEFT_WRITE && mode != WEFT_READWRITE)
+        return wf_error(WEFT_ERR_INVALID_ARG, "%s: invalid access mode %d for task %u", fn,
+                        (int)mode, t);
+    if (wf_array_reserve((void **)&g->acc, &g->acc_cap, g->nacc + 1, sizeof(*g->acc)))
+        return wf_error(WEFT_ERR_NOMEM, "%s: out of memory", fn);
+    g->acc[g->nacc++] = (wf_access){.task = t, .mode = (uint8_t)mode, .space = (uint8_t)space,
+                                    .lo = lo, .hi = hi, .seq = g->nacc};
+    return WEFT_OK;
+}
+
+weft_status weft_graph_access(weft_graph *g, weft_task_id t, weft_access_mode mode,
+                              const void *ptr, size_t size) {
+    if (g && (!ptr || size == 0 || (uintptr_t)ptr + (size - 1) < (uintptr_t)ptr))
+        return wf_error(WEFT_ERR_INVALID_ARG,
+                        "weft_graph_access: task %u: invalid region %p + %zu bytes", t, ptr, size);
+    return add_access(g, t, mode, 0, (uintptr_t)ptr, (uintptr_t)ptr + (size ? size - 1 : 0),
+                      "weft_graph_access");
+}
+
+weft_status weft_graph_access_handle(weft_graph *g, weft_task_id t, weft_access_mode mode,
+                                     uintptr_t handle) {
+    return add_access(g, t, mode, 1, handle, handle, "weft_graph_access_handle");
+}
+
+size_t weft_graph_task_count(const weft_graph *g) { return g ? g->n : 0; }
+
+const char *wf_task_label(const weft_graph *g, uint32_t id, char *buf, size_t size) {
+    const wf_gnode *nd = &g->nodes[id];
+    if (nd->name_off != WF_NO_NAME)
+        snprintf(buf, size, "task '%s' (id %u)", g->names + nd->name_off, id);
+    else
+        snprintf(buf, size, "task %u", id);
+    return buf;
+}

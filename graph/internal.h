@@ -1,0 +1,93 @@
+/* graph/internal.h - the task graph's private representation, shared by the graph
+ * layer's files.
+ *
+ * Build side: nodes (one per task, in id order), an edge list (explicit edges) and an
+ * access list (declared data accesses). Analysis (analyze.c) turns them into the run
+ * side: successor lists in CSR form, in-degrees, sources, sinks, critical-path
+ * priorities. `dirty` says the run side is stale. */
+#ifndef WEFT_GRAPH_INTERNAL_H
+#define WEFT_GRAPH_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "scheduler/internal.h"
+#include "weft/graph.h"
+
+#define WF_NO_NAME UINT32_MAX
+
+typedef struct wf_gnode {
+    wf_job job;                /* first member: the node is its own scheduler job */
+    weft_task_fn fn;
+    void *arg;
+    struct weft_graph *graph;
+    /* Run state. pending counts predecessors not finished in this run; a node resets it
+     * to indeg (and poisoned to 0) when it executes, so the graph is ready for the next
+     * run without a separate pass. */
+    _Atomic uint32_t pending;
+    _Atomic uint32_t poisoned; /* a predecessor failed or was skipped in this run */
+    uint32_t indeg;
+    uint32_t succ_begin, succ_end; /* successors: graph->succ[succ_begin .. succ_end) */
+    float prio;                /* cost-weighted longest path from here to a sink */
+    uint32_t name_off;         /* into graph->names, or WF_NO_NAME */
+    uint8_t affinity_kind;
+    uint32_t affinity_index;
+    double cost;
+    uint64_t measured_ns;      /* duration in the last measured run */
+} wf_gnode;
+
+typedef struct wf_access {
+    uint32_t task;
+    uint8_t mode;  /* WEFT_READ / WEFT_WRITE / WEFT_READWRITE */
+    uint8_t space; /* 0 memory, 1 handle */
+    uintptr_t lo, hi; /* inclusive byte range (a handle is [h, h]) */
+    size_t seq;       /* declaration order */
+} wf_access;
+
+typedef struct wf_edge {
+    uint32_t from, to;
+} wf_edge;
+
+struct weft_graph {
+    wf_gnode *nodes;
+    size_t n, cap;
+    char *names;
+    size_t names_len, names_cap;
+    wf_edge *edges;
+    size_t nedges, edges_cap;
+    wf_access *acc;
+    size_t nacc, acc_cap;
+
+    /* analysis results (valid when !dirty) */
+    int dirty;
+    weft_task_id *succ; /* CSR successor array */
+    size_t nsucc;
+    uint32_t *sources;
+    size_t nsources;
+    uint32_t nsinks;
+    uint32_t *level; /* per node */
+    uint32_t *order; /* a topological order */
+    weft_graph_stats stats;
+
+    /* run state */
+    _Atomic int running;
+    _Atomic uint32_t sinks_left;
+    _Atomic uint32_t fail_task;
+    int fail_value;
+    _Atomic uint32_t skipped;
+    int measuring;
+    int measured_valid;
+};
+
+/* Formats "task 'name' (id N)" into buf. */
+const char *wf_task_label(const struct weft_graph *g, uint32_t id, char *buf, size_t size);
+/* Appends the edges inferred from the declared accesses to g->edges. */
+weft_status wf_infer_access_edges(struct weft_graph *g);
+/* Builds the run side (CSR, in-degrees, levels, priorities, stats). */
+weft_status wf_graph_build_dag(struct weft_graph *g);
+/* The scheduler job function of every node (run.c). */
+void wf_graph_node_run(wf_job *job, wf_worker *w);
+/* Appends an edge to the edge list. */
+weft_status wf_graph_push_edge(struct weft_graph *g, uint32_t from, uint32_t to);
+
+#endif

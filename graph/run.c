@@ -1,0 +1,151 @@
+/* graph/run.c - executing an analysed task graph on a pool.
+ *
+ * Each node is a scheduler job. Running a node: call its function (unless a predecessor
+ * failed: then it is skipped), then decrement every successor's pending count; of the
+ * successors that become ready, keep the one with the highest priority (longest remaining
+ * path) to run next on this worker and push the others for thieves. A node with an
+ * affinity hint goes to its slot's inbox instead (unless that slot is overloaded).
+ *
+ * Memory orders: the decrement of pending is acq_rel. Its release half publishes the
+ * predecessor's effects (and a poisoned flag stored before it) to the thread that brings
+ * the count to zero; its acquire half lets that thread see every predecessor's effects.
+ * The run ends when the last sink finishes: sinks_left is decremented with acq_rel, all
+ * those RMWs form one release sequence, and the caller's acquire load of zero sees every
+ * task's effects (every task is an ancestor of some sink). */
+#include <stdio.h>
+
+#include "graph/internal.h"
+#include "scheduler/atomic.h"
+
+static const char *node_name(const weft_graph *g, const wf_gnode *nd) {
+    return nd->name_off != WF_NO_NAME ? g->names + nd->name_off : "task";
+}
+
+static unsigned affinity_slot(const weft_pool *pool, const wf_gnode *nd, uint32_t id) {
+    if (nd->affinity_kind == WEFT_AFFINITY_WORKER) return nd->affinity_index;
+    const wf_topology *t = &pool->topo;
+    unsigned grp = nd->affinity_index;
+    if (grp >= t->ngroups) return UINT32_MAX;
+    unsigned size = t->group_first[grp + 1] - t->group_first[grp];
+    return t->group_slots[t->group_first[grp] + id % size];
+}
+
+static void make_ready(weft_pool *pool, wf_worker *w, wf_gnode *nd, wf_gnode **kept) {
+    const weft_graph *g = nd->graph;
+    if (nd->affinity_kind != WEFT_AFFINITY_NONE) {
+        unsigned slot = affinity_slot(pool, nd, (uint32_t)(nd - g->nodes));
+        if (slot < pool->nslots && slot != w->index) {
+            wf_spawn_affine(pool, w, &nd->job, slot);
+            return;
+        }
+    }
+    if (!*kept) {
+        *kept = nd;
+    } else if (nd->prio > (*kept)->prio) {
+        wf_spawn(pool, w, &(*kept)->job);
+        *kept = nd;
+    } else {
+        wf_spawn(pool, w, &nd->job);
+    }
+}
+
+/* Executes one node and returns the successor to run next (or NULL). */
+static wf_gnode *node_exec(wf_gnode *nd, wf_worker *w) {
+    weft_graph *g = nd->graph;
+    weft_pool *pool = w->pool;
+    uint32_t skip = wf_load_relaxed(&nd->poisoned); /* ordered by the acquire on pending */
+    wf_store_relaxed(&nd->pending, nd->indeg);       /* ready for the next run */
+    wf_store_relaxed(&nd->poisoned, 0);
+    if (!skip) {
+        int timed = g->measuring || pool->trace_on;
+        uint64_t t0 = timed ? wf_now_ns() : 0;
+        int rc = nd->fn(nd->arg);
+        uint64_t t1 = timed ? wf_now_ns() : 0;
+        nd->measured_ns = t1 - t0;
+        wf_task_done(w, node_name(g, nd), t0, t1);
+        if (rc != 0) {
+            uint32_t none = WEFT_TASK_NONE;
+            if (atomic_compare_exchange_strong(&g->fail_task, &none, (uint32_t)(nd - g->nodes)))
+                g->fail_value = rc; /* read by the caller after the run (sinks_left) */
+            skip = 1;
+        }
+    } else {
+        nd->measured_ns = 0;
+        wf_add_relaxed(&g->skipped, 1);
+    }
+    wf_gnode *kept = NULL;
+    for (uint32_t i = nd->succ_begin; i < nd->succ_end; i++) {
+        wf_gnode *s = &g->nodes[g->succ[i]];
+        if (skip) wf_store_relaxed(&s->poisoned, 1); /* published by the release below */
+        if (wf_sub_acq_rel(&s->pending, 1) == 1) make_ready(pool, w, s, &kept);
+    }
+    if (nd->succ_begin == nd->succ_end && wf_sub_acq_rel(&g->sinks_left, 1) == 1)
+        wf_wake_waiters(pool); /* g may be gone once the caller sees zero: not touched */
+    return kept;
+}
+
+void wf_graph_node_run(wf_job *job, wf_worker *w) {
+    for (wf_gnode *nd = (wf_gnode *)job; nd;) nd = node_exec(nd, w);
+}
+
+weft_status weft_graph_run(weft_pool *pool, weft_graph *g) { return weft_graph_run_ex(pool, g, NULL); }
+
+weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_options *opts) {
+    if (!pool || !g)
+        return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_run: %s is NULL", pool ? "graph" : "pool");
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&g->running, &idle, 1))
+        return wf_error(WEFT_ERR_BUSY, "weft_graph_run: the graph is already running");
+    weft_status st = WEFT_OK;
+    if (g->dirty) {
+        atomic_store(&g->running, 0); /* analyze refuses a running graph */
+        st = weft_graph_analyze(g, NULL);
+        if (st) return st;
+        atomic_store(&g->running, 1);
+    }
+    atomic_store_explicit(&g->fail_task, WEFT_TASK_NONE, memory_order_relaxed);
+    atomic_store_explicit(&g->skipped, 0, memory_order_relaxed);
+    g->measuring = opts && opts->measure;
+    if (g->n > 0) {
+        atomic_store_explicit(&g->sinks_left, g->nsinks, memory_order_relaxed);
+        int entered;
+        wf_worker *w = wf_enter(pool, &entered);
+        if (!w) {
+            atomic_store(&g->running, 0);
+            return wf_error(WEFT_ERR_BUSY, "weft_graph_run: pools nested too deeply");
+        }
+        /* every node's job.run and the counters above are published to other workers by
+         * the release of the pushes below */
+        for (size_t i = 0; i < g->stats.sources; i++) {
+            wf_gnode *src = &g->nodes[g->sources[i]];
+            wf_gnode *kept = NULL;
+            make_ready(pool, w, src, &kept); /* routes it by affinity, or hands it back */
+            if (kept) wf_spawn(pool, w, &kept->job);
+        }
+        wf_help_until_zero(w, &g->sinks_left);
+        if (entered) wf_leave(pool);
+    }
+    g->measured_valid = g->measuring;
+    uint32_t failed = atomic_load_explicit(&g->fail_task, memory_order_relaxed);
+    if (failed != WEFT_TASK_NONE) {
+        char label[160];
+        wf_task_label(g, failed, label, sizeof label);
+        st = wf_error(WEFT_ERR_TASK_FAILED,
+                      "weft_graph_run: %s returned %d; %u dependent task(s) skipped", label,
+                      g->fail_value, atomic_load_explicit(&g->skipped, memory_order_relaxed));
+    }
+    atomic_store(&g->running, 0);
+    return st;
+}
+
+weft_status weft_graph_last_failure(const weft_graph *g, weft_task_id *task, int *value) {
+    if (!g) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_last_failure: graph is NULL");
+    uint32_t f = atomic_load_explicit(&((weft_graph *)g)->fail_task, memory_order_relaxed);
+    if (task) *task = f;
+    if (value) *value = f == WEFT_TASK_NONE ? 0 : g->fail_value;
+    return WEFT_OK;
+}
+
+size_t weft_graph_last_skipped(const weft_graph *g) {
+    return g ? atomic_load_explicit(&((weft_graph *)g)->skipped, memory_order_relaxed) : 0;
+}

@@ -1,0 +1,27 @@
+/* weft.h - the one header users include.
+ *
+ * weft runs dataflow graphs on every core of a machine: a dependency analyzer finds the
+ * independent nodes of a graph and a NUMA-aware work-stealing pool runs them in parallel.
+ *
+ *   weft/status.h    status codes, weft_last_error(), the allocator hook
+ *   weft/pool.h      the thread pool: topology, placement, counters, NUMA memory, tracing
+ *   weft/parallel.h  weft_parallel_for and task groups (nested parallelism)
+ *   weft/graph.h     task graphs: tasks, edges, data accesses, analysis, runs
+ *
+ * Conventions: names are weft_<noun>_<verb>; every call that can fail returns a
+ * weft_status (0 = WEFT_OK) and writes results through out-parameters; objects are opaque
+ * handles with one create and one destroy (destroy accepts NULL); nothing aborts on bad
+ * input. A call is not thread-safe unless its header says so.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include "weft/status.h"
+#include "weft/pool.h"
+#include "weft/parallel.h"
+#include "weft/graph.h"
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+
+#endif

@@ -1,0 +1,38 @@
+/* scheduler/config.h - compile-time knobs, each with its default and the reason for it.
+ * Environment variables are read in one place only: scheduler/env.c. */
+#ifndef WEFT_SCHED_CONFIG_H
+#define WEFT_SCHED_CONFIG_H
+
+/* Cache line size (x86-64, most arm64). Hot fields written by different threads sit on
+ * different lines to avoid false sharing. */
+#define WF_CACHE_LINE 64
+#define WF_CACHE_ALIGNED _Alignas(WF_CACHE_LINE)
+
+/* First deque buffer: 2^10 jobs (8 KiB) is enough for most graphs without growing. */
+#define WF_DEQUE_INIT_LOG2 10
+/* Largest deque buffer: 2^26 jobs (512 MiB of pointers); beyond it jobs overflow to the
+ * pool's shared queue. */
+#define WF_DEQUE_MAX_LOG2 26
+
+/* Default time an idle worker searches for work before parking: long enough to bridge
+ * the gap between two dependent tasks, short enough that an idle pool costs nothing. */
+#define WF_DEFAULT_SPIN_US 50
+
+/* Deque fill above which an affinity hint to that slot is ignored (slot overloaded). */
+#define WF_AFFINITY_MAX_QUEUED 8
+
+/* ThreadSanitizer does not model atomic_thread_fence. Under TSan, every seq_cst fence of
+ * the scheduler is replaced by a seq_cst read-modify-write on one shared atomic
+ * (scheduler/atomic.h), which TSan does model and which orders the same operations. */
+#if defined(__SANITIZE_THREAD__)
+#define WF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WF_TSAN 1
+#endif
+#endif
+#ifndef WF_TSAN
+#define WF_TSAN 0
+#endif
+
+#endif

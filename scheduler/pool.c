@@ -1,0 +1,231 @@
+/* scheduler/pool.c - the work-stealing pool: workers, finding work, parking, slot 0 for
+ * outside callers.
+ *
+ * A worker looks for work in this order: its own deque (LIFO, cache-warm), its affinity
+ * inbox, a random victim of its own NUMA group, a random victim of the other groups
+ * (nearest first), the shared overflow queue, and last the inboxes of other slots (so a
+ * job with an affinity hint never waits for a busy slot while others idle). When a full
+ * round finds nothing it spins for spin_us, then parks on the pool's eventcount. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler/atomic.h"
+#include "scheduler/internal.h"
+
+static _Thread_local wf_worker *tl_worker;
+/* Slot a thread had before it entered another pool's slot 0 (restored by wf_leave). */
+static _Thread_local wf_worker *tl_saved[8];
+static _Thread_local unsigned tl_depth;
+
+wf_worker *wf_current_worker(const weft_pool *pool) {
+    wf_worker *w = tl_worker;
+    return w && w->pool == pool ? w : NULL;
+}
+
+int weft_pool_current_worker(const weft_pool *pool) {
+    wf_worker *w = pool ? wf_current_worker(pool) : NULL;
+    return w ? (int)w->index : -1;
+}
+
+static uint64_t rng_next(wf_worker *w) { /* xorshift64 */
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return w->rng = x;
+}
+
+/* ---- queues other than the deque ----------------------------------------------------- */
+
+static void overflow_push(weft_pool *pool, wf_job *job) {
+    job->next = NULL;
+    pthread_mutex_lock(&pool->overflow_lock);
+    if (pool->overflow_tail)
+        pool->overflow_tail->next = job;
+    else
+        pool->overflow_head = job;
+    pool->overflow_tail = job;
+    /* seq_cst: read by idle workers after their eventcount fence (eventcount.c) */
+    wf_add_seq_cst(&pool->overflow_n, 1);
+    pthread_mutex_unlock(&pool->overflow_lock);
+}
+
+static wf_job *overflow_pop(weft_pool *pool) {
+    if (wf_load_seq_cst(&pool->overflow_n) == 0) return NULL;
+    pthread_mutex_lock(&pool->overflow_lock);
+    wf_job *job = pool->overflow_head;
+    if (job) {
+        pool->overflow_head = job->next;
+        if (!pool->overflow_head) pool->overflow_tail = NULL;
+        wf_sub_seq_cst(&pool->overflow_n, 1);
+    }
+    pthread_mutex_unlock(&pool->overflow_lock);
+    return job;
+}
+
+/* Takes the whole inbox of `from` for w: runs the first job, queues the rest on w's deque
+ * (or the overflow queue). The exchange is acq_rel: acquire pairs with the release CAS in
+ * inbox_push, so the jobs' contents are visible. */
+static wf_job *inbox_take(wf_worker *w, wf_worker *from) {
+    if (!wf_load_relaxed(&from->inbox)) return NULL;
+    wf_job *list = wf_xchg_acq_rel(&from->inbox, NULL);
+    if (!list) return NULL;
+    wf_job *first = list;
+    for (wf_job *j = list->next; j;) {
+        wf_job *next = j->next;
+        if (wf_deque_push(&w->deque, j) != 0) overflow_push(w->pool, j);
+        j = next;
+    }
+    return first;
+}
+
+static void inbox_push(wf_worker *target, wf_job *job) {
+    wf_job *head = wf_load_relaxed(&target->inbox);
+    do {
+        job->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&target->inbox, &head, job,
+                                                    memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* ---- spawning ----------------------------------------------------------------------- */
+
+void wf_spawn(weft_pool *pool, wf_worker *w, wf_job *job) {
+    if (!w || wf_deque_push(&w->deque, job) != 0) overflow_push(pool, job);
+    wf_ec_notify_one(&pool->ec);
+}
+
+void wf_spawn_affine(weft_pool *pool, wf_worker *w, wf_job *job, unsigned target) {
+    if (target >= pool->nslots || (w && w->index == target)) {
+        wf_spawn(pool, w, job);
+        return;
+    }
+    wf_worker *t = pool->slots[target];
+    if (wf_deque_size(&t->deque) >= WF_AFFINITY_MAX_QUEUED) { /* overloaded: run here */
+        wf_spawn(pool, w, job);
+        return;
+    }
+    inbox_push(t, job);
+    /* The target may be parked: wake everyone (notify_one could wake another slot). */
+    wf_ec_notify_all(&pool->ec);
+}
+
+/* ---- finding work ------------------------------------------------------------------- */
+
+/* Steals one job from slot v's deque; retries while it loses races (each lost race means
+ * another thread made progress, so this terminates). */
+static wf_job *steal_from(wf_worker *w, unsigned v) {
+    wf_worker *victim = w->pool->slots[v];
+    wf_bump_owner(&w->steals_tried, 1);
+    for (;;) {
+        wf_job *job = wf_deque_steal(&victim->deque);
+        if (job == WF_STEAL_ABORT) {
+            wf_cpu_relax();
+            continue;
+        }
+        if (job) wf_bump_owner(&w->steals_ok, 1);
+        return job;
+    }
+}
+
+static wf_job *steal_tier(wf_worker *w, const unsigned *victims, unsigned n) {
+    if (n == 0) return NULL;
+    unsigned start = (unsigned)(rng_next(w) % n);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned v = victims[(start + i) % n];
+        /* cheap emptiness test before the costly steal (top/bottom on a shared line) */
+        if (wf_deque_size(&w->pool->slots[v]->deque) == 0) continue;
+        wf_job *job = steal_from(w, v);
+        if (job) return job;
+    }
+    return NULL;
+}
+
+static wf_job *find_work(wf_worker *w) {
+    weft_pool *pool = w->pool;
+    wf_job *job = wf_deque_pop(&w->deque);
+    if (job) return job;
+    if ((job = inbox_take(w, w))) return job;
+    unsigned nvict = pool->nslots - 1;
+    if ((job = steal_tier(w, w->victims, w->own_count))) return job;
+    if ((job = steal_tier(w, w->victims + w->own_count, nvict - w->own_count))) return job;
+    if ((job = overflow_pop(pool))) return job;
+    for (unsigned i = 0; i < nvict; i++)
+        if ((job = inbox_take(w, pool->slots[w->victims[i]]))) return job;
+    return NULL;
+}
+
+void wf_run_job(wf_worker *w, wf_job *job) { job->run(job, w); }
+
+/* Waits for work, for *pending == 0 (pending may be NULL) or for pool shutdown: spins for
+ * spin_us, then parks. Returns a job, or NULL when the count is zero or the pool stops. */
+static wf_job *wait_for_work(wf_worker *w, const _Atomic uint32_t *pending) {
+    weft_pool *pool = w->pool;
+    for (;;) {
+        uint64_t deadline = wf_now_ns() + (uint64_t)pool->spin_us * 1000u;
+        for (unsigned spins = 1;; spins++) {
+            wf_job *job = find_work(w);
+            if (job) return job;
+            if ((pending && wf_load_acquire(pending) == 0) || wf_load_acquire(&pool->stopping))
+                return NULL;
+            if ((spins & 7) == 0 && wf_now_ns() >= deadline) break;
+            for (int k = 0; k < 32; k++) wf_cpu_relax();
+        }
+        uint32_t ticket = wf_ec_prepare(&pool->ec);
+        wf_job *job = find_work(w);
+        if (job || (pending && wf_load_acquire(pending) == 0) || wf_load_acquire(&pool->stopping)) {
+            wf_ec_cancel(&pool->ec);
+            if (job) return job;
+            return NULL;
+        }
+        uint64_t t0 = wf_now_ns();
+        wf_ec_commit(&pool->ec, ticket);
+        wf_bump_owner(&w->parks, 1);
+        wf_bump_owner(&w->parked_ns, wf_now_ns() - t0);
+    }
+}
+
+void wf_help_until_zero(wf_worker *w, const _Atomic uint32_t *pending) {
+    while (wf_load_acquire(pending) != 0) {
+        wf_job *job = find_work(w);
+        if (!job) job = wait_for_work(w, pending);
+        if (job) wf_run_job(w, job);
+    }
+}
+
+void wf_wake_waiters(weft_pool *pool) { wf_ec_notify_all(&pool->ec); }
+
+void *wf_worker_main(void *arg) {
+    wf_worker *w = arg;
+    tl_worker = w;
+    for (;;) {
+        wf_job *job = find_work(w);
+        if (!job) job = wait_for_work(w, NULL);
+        if (job)
+            wf_run_job(w, job);
+        else if (wf_load_acquire(&w->pool->stopping))
+            break;
+    }
+    return NULL;
+}
+
+/* ---- slot 0 for outside threads ------------------------------------------------------- */
+
+wf_worker *wf_enter(weft_pool *pool, int *entered) {
+    wf_worker *w = wf_current_worker(pool);
+    if (w || tl_depth >= sizeof(tl_saved) / sizeof(tl_saved[0])) {
+        *entered = 0;
+        return w; /* NULL only past the nesting limit: callers then run without a slot */
+    }
+    pthread_mutex_lock(&pool->caller_lock);
+    tl_saved[tl_depth++] = tl_worker;
+    tl_worker = pool->slots[0];
+    *entered = 1;
+    return tl_worker;
+}
+
+void wf_leave(weft_pool *pool) {
+    tl_worker = tl_saved[--tl_depth];
+    pthread_mutex_unlock(&pool->caller_lock);
+}
