@@ -11,6 +11,7 @@ PCMODS   := hwloc openblas cmocka lapacke
 
 CC       ?= gcc
 SAN      ?=
+comma    := ,
 ifeq ($(SAN),)
 BUILD    := build
 SANFLAGS :=
@@ -21,7 +22,6 @@ ifneq (,$(findstring undefined,$(SAN)))
 SANFLAGS += -fno-sanitize-recover=undefined
 endif
 endif
-comma := ,
 
 # pkg-config is evaluated lazily (after the dependency check has run).
 PC_CFLAGS = $(shell pkg-config --cflags $(PCMODS) 2>/dev/null)
@@ -46,6 +46,7 @@ TEST_UTIL:= $(wildcard tests/util/*.c)
 DEPS_OK  := build/.deps-ok
 
 .PHONY: all test demo clean deps check-symbols
+.SECONDARY:
 all: $(BUILD)/libweft.a $(BUILD)/libweft.so $(EX_BIN) $(BUILD)/weft-bench
 
 deps: $(DEPS_OK)

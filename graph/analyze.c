@@ -71,101 +71,125 @@ static weft_status report_cycle(weft_graph *g, const uint32_t *remaining) {
     return wf_error(WEFT_ERR_CYCLE, "task graph: dependency cycle through %s", label);
 }
 
+/* The analysis works on compact arrays (offsets, in-degrees, priorities) and writes the
+ * nodes once at the end: nodes are large, and every pass over them costs a cache miss
+ * per task. */
+typedef struct dag_tmp {
+    uint32_t *start;  /* n+2 entries: successors of v are succ[start[v] .. start[v+1]) */
+    uint32_t *indeg;  /* n */
+    uint32_t *order;  /* n: a topological order */
+    float *prio;      /* n */
+} dag_tmp;
+
+static void tmp_free(dag_tmp *t, size_t n) {
+    wf_free(t->start, (n + 2) * sizeof(uint32_t));
+    wf_free(t->indeg, (n ? n : 1) * sizeof(uint32_t));
+    wf_free(t->order, (n ? n : 1) * sizeof(uint32_t));
+    wf_free(t->prio, (n ? n : 1) * sizeof(float));
+}
+
 /* CSR successor lists from the edge list, self-edges dropped, duplicates removed. */
-static weft_status build_csr(weft_graph *g) {
+static weft_status build_csr(weft_graph *g, dag_tmp *t) {
     size_t n = g->n, m = g->nedges;
     if (m >= UINT32_MAX)
         return wf_error(WEFT_ERR_RANGE, "task graph: %zu edges, at most %u", m, UINT32_MAX - 1);
-    uint32_t *start = wf_calloc((n + 1) * sizeof(uint32_t), 4);
     g->succ = wf_alloc((m ? m : 1) * sizeof(weft_task_id), 4);
     g->nsucc = m ? m : 1;
-    if (!start || !g->succ) {
-        wf_free(start, (n + 1) * sizeof(uint32_t));
-        return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory for %zu edges", m);
-    }
-    for (size_t e = 0; e < m; e++)
-        if (g->edges[e].from != g->edges[e].to) start[g->edges[e].from + 1]++;
-    for (size_t v = 0; v < n; v++) start[v + 1] += start[v];
-    for (size_t v = 0; v < n; v++) g->nodes[v].succ_end = start[v]; /* fill cursor */
+    if (!g->succ) return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory for %zu edges", m);
+    uint32_t *start = t->start, *indeg = t->indeg;
     for (size_t e = 0; e < m; e++) {
         const wf_edge *ed = &g->edges[e];
-        if (ed->from != ed->to) g->succ[g->nodes[ed->from].succ_end++] = ed->to;
+        if (ed->from == ed->to) continue;
+        start[ed->from + 2]++;
+        indeg[ed->to]++;
     }
-    uint32_t out = 0; /* compact the de-duplicated lists in place */
+    for (size_t v = 0; v < n; v++) start[v + 2] += start[v + 1];
+    for (size_t e = 0; e < m; e++) { /* start[v+1] is v's fill cursor */
+        const wf_edge *ed = &g->edges[e];
+        if (ed->from != ed->to) g->succ[start[ed->from + 1]++] = ed->to;
+    }
+    /* now successors of v are succ[start[v] .. start[v+1]); de-duplicate in place */
+    uint32_t out = 0, dups = 0;
     for (size_t v = 0; v < n; v++) {
-        wf_gnode *nd = &g->nodes[v];
-        size_t len = sort_unique(g->succ + start[v], start[v + 1] - start[v]);
-        memmove(g->succ + out, g->succ + start[v], len * sizeof(weft_task_id));
-        nd->succ_begin = out;
-        nd->succ_end = out + (uint32_t)len;
+        uint32_t b = start[v], e = start[v + 1];
+        size_t len = sort_unique(g->succ + b, e - b);
+        if (out != b) memmove(g->succ + out, g->succ + b, len * sizeof(weft_task_id));
+        dups |= len != e - b;
+        start[v] = out;
         out += (uint32_t)len;
-        nd->indeg = 0;
     }
-    wf_free(start, (n + 1) * sizeof(uint32_t));
+    start[n] = out;
+    if (dups) { /* recount in-degrees without the duplicates */
+        memset(indeg, 0, n * sizeof(uint32_t));
+        for (uint32_t i = 0; i < out; i++) indeg[g->succ[i]]++;
+    }
     g->stats.edges = out;
-    for (size_t v = 0; v < n; v++)
-        for (uint32_t i = g->nodes[v].succ_begin; i < g->nodes[v].succ_end; i++)
-            g->nodes[g->succ[i]].indeg++;
     return WEFT_OK;
 }
 
 /* Kahn's algorithm: topological order, levels, sources, sinks; then priorities (longest
- * cost-weighted path to a sink) in reverse order, work and span. */
-static weft_status order_and_measure(weft_graph *g) {
+ * cost-weighted path to a sink) in reverse order, work and span; then the nodes. */
+static weft_status order_and_measure(weft_graph *g, dag_tmp *t) {
     size_t n = g->n;
-    uint32_t *order = wf_alloc((n ? n : 1) * sizeof(uint32_t), 4);
-    uint32_t *remaining = wf_alloc((n ? n : 1) * sizeof(uint32_t), 4);
-    g->level = wf_calloc((n ? n : 1) * sizeof(uint32_t), 4);
-    weft_status st = WEFT_OK;
-    if (!order || !remaining || !g->level) {
-        st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
-        goto out;
-    }
+    const uint32_t *start = t->start;
+    uint32_t *order = t->order, *remaining = t->indeg, *level = g->level;
     size_t head = 0, tail = 0, nsources = 0;
     uint32_t nsinks = 0;
     for (size_t v = 0; v < n; v++) {
-        remaining[v] = g->nodes[v].indeg;
         if (remaining[v] == 0) order[tail++] = (uint32_t)v;
-        if (g->nodes[v].succ_begin == g->nodes[v].succ_end) nsinks++;
+        nsinks += start[v] == start[v + 1];
     }
     nsources = tail;
     while (head < tail) {
         uint32_t v = order[head++];
-        for (uint32_t i = g->nodes[v].succ_begin; i < g->nodes[v].succ_end; i++) {
+        for (uint32_t i = start[v]; i < start[v + 1]; i++) {
             uint32_t s = g->succ[i];
-            if (g->level[s] < g->level[v] + 1) g->level[s] = g->level[v] + 1;
+            if (level[s] < level[v] + 1) level[s] = level[v] + 1;
             if (--remaining[s] == 0) order[tail++] = s;
         }
     }
     if (tail < n) {
-        st = report_cycle(g, remaining);
-        goto out;
+        for (size_t v = 0; v < n; v++) { /* the nodes' lists, for the cycle walk */
+            g->nodes[v].succ_begin = start[v];
+            g->nodes[v].succ_end = start[v + 1];
+        }
+        return report_cycle(g, remaining);
     }
     g->sources = wf_alloc((nsources ? nsources : 1) * sizeof(uint32_t), 4);
-    if (!g->sources) {
-        st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
-        goto out;
-    }
+    if (!g->sources) return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
     memcpy(g->sources, order, nsources * sizeof(uint32_t));
     g->nsources = nsources ? nsources : 1;
     double work = 0, span = 0;
-    size_t levels = 0;
+    float *prio = t->prio;
     for (size_t k = n; k > 0; k--) {
-        wf_gnode *nd = &g->nodes[order[k - 1]];
-        double best = 0;
-        for (uint32_t i = nd->succ_begin; i < nd->succ_end; i++)
-            if (g->nodes[g->succ[i]].prio > best) best = g->nodes[g->succ[i]].prio;
-        nd->prio = (float)(nd->cost + best);
-        work += nd->cost;
-        if (nd->prio > span) span = nd->prio;
-        if (g->level[order[k - 1]] + 1 > levels) levels = g->level[order[k - 1]] + 1;
+        uint32_t v = order[k - 1];
+        float best = 0;
+        for (uint32_t i = start[v]; i < start[v + 1]; i++)
+            if (prio[g->succ[i]] > best) best = prio[g->succ[i]];
+        double c = g->nodes[v].cost;
+        prio[v] = (float)(c + best);
+        work += c;
+        if (prio[v] > span) span = prio[v];
+    }
+    /* levels and widths (reuse `remaining`, all zero now) */
+    size_t levels = 0, max_width = 0;
+    for (size_t v = 0; v < n; v++) {
+        if (level[v] + 1 > levels) levels = level[v] + 1;
+        if (++remaining[level[v]] > max_width) max_width = remaining[level[v]];
+    }
+    for (size_t v = 0; v < n; v++) { /* the one pass over the nodes */
+        wf_gnode *nd = &g->nodes[v];
+        nd->succ_begin = start[v];
+        nd->succ_end = start[v + 1];
+        nd->prio = prio[v];
+        nd->indeg = 0;
+    }
+    for (uint32_t i = 0; i < start[n]; i++) g->nodes[g->succ[i]].indeg++;
+    for (size_t v = 0; v < n; v++) {
+        wf_gnode *nd = &g->nodes[v];
         atomic_store_explicit(&nd->pending, nd->indeg, memory_order_relaxed);
         atomic_store_explicit(&nd->poisoned, 0, memory_order_relaxed);
     }
-    /* widest level: count per level (reuse `remaining`, all zero now) */
-    size_t max_width = 0;
-    for (size_t v = 0; v < n; v++)
-        if (++remaining[g->level[v]] > max_width) max_width = remaining[g->level[v]];
     g->nsinks = nsinks;
     g->stats.tasks = n;
     g->stats.sources = nsources;
@@ -175,19 +199,22 @@ static weft_status order_and_measure(weft_graph *g) {
     g->stats.span = span;
     g->stats.parallelism = span > 0 ? work / span : 0;
     g->order = order;
-    order = NULL;
-out:
-    wf_free(order, (n ? n : 1) * sizeof(uint32_t));
-    wf_free(remaining, (n ? n : 1) * sizeof(uint32_t));
-    return st;
+    t->order = NULL;
+    return WEFT_OK;
 }
 
 weft_status wf_graph_build_dag(weft_graph *g) {
-    size_t explicit_edges = g->nedges;
+    size_t explicit_edges = g->nedges, n = g->n;
     weft_status st = wf_infer_access_edges(g);
-    if (!st) st = build_csr(g);
+    dag_tmp t = {wf_calloc((n + 2) * sizeof(uint32_t), 4), wf_calloc((n ? n : 1) * sizeof(uint32_t), 4),
+                 wf_alloc((n ? n : 1) * sizeof(uint32_t), 4), wf_alloc((n ? n : 1) * sizeof(float), 4)};
+    g->level = wf_calloc((n ? n : 1) * sizeof(uint32_t), 4);
+    if (!st && (!t.start || !t.indeg || !t.order || !t.prio || !g->level))
+        st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
+    if (!st) st = build_csr(g, &t);
     g->nedges = explicit_edges; /* inferred edges live in the CSR only */
-    if (!st) st = order_and_measure(g);
+    if (!st) st = order_and_measure(g, &t);
+    tmp_free(&t, n);
     if (st) {
         wf_free(g->succ, g->nsucc * sizeof(*g->succ));
         wf_free(g->sources, g->nsources * sizeof(*g->sources));

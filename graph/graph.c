@@ -55,6 +55,19 @@ static weft_status check_task(const weft_graph *g, weft_task_id t, const char *f
     return WEFT_OK;
 }
 
+weft_status weft_graph_reserve(weft_graph *g, size_t tasks, size_t edges) {
+    weft_status st = mutable_graph(g, "weft_graph_reserve");
+    if (st) return st;
+    if (tasks >= WEFT_TASK_NONE || edges >= UINT32_MAX)
+        return wf_error(WEFT_ERR_RANGE, "weft_graph_reserve: %zu tasks, %zu edges: too many",
+                        tasks, edges);
+    if (wf_array_reserve((void **)&g->nodes, &g->cap, tasks, sizeof(*g->nodes)) ||
+        wf_array_reserve((void **)&g->edges, &g->edges_cap, edges, sizeof(*g->edges)))
+        return wf_error(WEFT_ERR_NOMEM, "weft_graph_reserve: out of memory for %zu tasks and "
+                        "%zu edges", tasks, edges);
+    return WEFT_OK;
+}
+
 weft_status weft_graph_add_task(weft_graph *g, weft_task_fn fn, void *arg, const char *name,
                                 weft_task_id *out) {
     weft_status st = mutable_graph(g, "weft_graph_add_task");

@@ -60,6 +60,9 @@ typedef enum weft_affinity_kind {
 WEFT_API weft_status weft_graph_create(weft_graph **out);
 WEFT_API void weft_graph_destroy(weft_graph *graph);
 
+/* Reserves room for `tasks` tasks and `edges` explicit edges in total, so that building a
+ * large graph does not reallocate. Optional. */
+WEFT_API weft_status weft_graph_reserve(weft_graph *graph, size_t tasks, size_t edges);
 /* Adds task fn(arg). name may be NULL; it is copied. The new id (0, 1, 2, ... in order)
  * goes to *out (out may be NULL). fn must not be NULL. */
 WEFT_API weft_status weft_graph_add_task(weft_graph *graph, weft_task_fn fn, void *arg,
