@@ -44,6 +44,10 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_UTIL:= $(wildcard tests/util/*.c)
 
 DEPS_OK  := build/.deps-ok
+# Sanitizer runtime options: fail the run on any report; suppress libgomp's own state.
+SAN_ENV  := LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp \
+            TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/sanitizers/tsan.supp" \
+            ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: all test demo clean deps check-symbols
 .SECONDARY:
@@ -95,7 +99,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJ) $(BENCH_LIB_OBJ) $(EX_
 test: all $(TEST_BIN) check-symbols
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
-	  if ! WEFT_TEST_BUILD=$(BUILD) $$t; then echo "FAILED: $$t"; fail=1; fi; \
+	  if ! WEFT_TEST_BUILD=$(BUILD) $(SAN_ENV) $$t; then echo "FAILED: $$t"; fail=1; fi; \
 	done; \
 	if [ $$fail = 0 ]; then echo "all test suites passed"; else echo "some test suites FAILED"; fi; \
 	exit $$fail

@@ -8,9 +8,10 @@
  * Per task: (1) split segments at the bounds of all of the task's accesses, creating
  * empty segments for bytes never seen; (2) OR the task's modes into every covered
  * segment; (3) apply the rule with the merged mode to each touched segment:
- *     read only:  edge last_writer -> t;               readers += t
- *     with write: edges readers -> t (or last_writer -> t if no reader); last_writer = t,
- *                 readers = {}
+ *     with read:  edge last_writer -> t (RAW)
+ *     read only:  readers += t
+ *     with write: edges readers -> t (WAR), or last_writer -> t if there is no reader
+ *                 (WAW); then last_writer = t, readers = {}
  * Splitting is O(segments) per new boundary (array insertion): fine for tiled algorithms
  * (one segment per tile); an interval tree would be the next step for millions of
  * distinct regions. */
@@ -122,6 +123,8 @@ static int add_reader(seg *s, uint32_t t) {
 
 static weft_status apply(weft_graph *g, seg *s, uint32_t t) {
     weft_status st = WEFT_OK;
+    int raw = (s->mode & WEFT_READ) && s->writer != WEFT_TASK_NONE && s->writer != t;
+    if (raw) st = wf_graph_push_edge(g, s->writer, t);
     if (s->mode & WEFT_WRITE) {
         uint32_t nr = 0;
         for (uint32_t k = 0; k < s->nreaders && !st; k++)
@@ -129,14 +132,12 @@ static weft_status apply(weft_graph *g, seg *s, uint32_t t) {
                 nr++;
                 st = wf_graph_push_edge(g, s->readers[k], t);
             }
-        if (!st && nr == 0 && s->writer != WEFT_TASK_NONE && s->writer != t)
+        if (!st && nr == 0 && !raw && s->writer != WEFT_TASK_NONE && s->writer != t)
             st = wf_graph_push_edge(g, s->writer, t);
         s->writer = t;
         s->nreaders = 0;
-    } else {
-        if (s->writer != WEFT_TASK_NONE && s->writer != t) st = wf_graph_push_edge(g, s->writer, t);
-        if (!st && add_reader(s, t))
-            st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory inferring dependencies");
+    } else if (!st && add_reader(s, t)) {
+        st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory inferring dependencies");
     }
     s->mode = 0;
     return st;

@@ -73,13 +73,19 @@ static wf_gnode *node_exec(wf_gnode *nd, wf_worker *w) {
         nd->measured_ns = 0;
         wf_add_relaxed(&g->skipped, 1);
     }
+    /* After the last decrement below, other workers may finish the graph and the caller
+     * may destroy it: everything needed after that point is copied first. */
+    const weft_task_id *succ = g->succ + nd->succ_begin;
+    uint32_t nsucc = nd->succ_end - nd->succ_begin;
+    wf_gnode *nodes = g->nodes;
+    _Atomic uint32_t *sinks_left = &g->sinks_left;
     wf_gnode *kept = NULL;
-    for (uint32_t i = nd->succ_begin; i < nd->succ_end; i++) {
-        wf_gnode *s = &g->nodes[g->succ[i]];
+    for (uint32_t i = 0; i < nsucc; i++) {
+        wf_gnode *s = &nodes[succ[i]];
         if (skip) wf_store_relaxed(&s->poisoned, 1); /* published by the release below */
         if (wf_sub_acq_rel(&s->pending, 1) == 1) make_ready(pool, w, s, &kept);
     }
-    if (nd->succ_begin == nd->succ_end && wf_sub_acq_rel(&g->sinks_left, 1) == 1)
+    if (nsucc == 0 && wf_sub_acq_rel(sinks_left, 1) == 1)
         wf_wake_waiters(pool); /* g may be gone once the caller sees zero: not touched */
     return kept;
 }

@@ -87,12 +87,18 @@ void wf_topology_steal_order(const wf_topology *t, unsigned s, unsigned *out);
 
 typedef struct wf_trace_event {
     uint64_t start_ns, end_ns;
-    char name[40];
+    size_t name_off; /* into the buffer's text */
 } wf_trace_event;
 
+/* One slot's events; names are copied into `text` (tasks may be gone when the trace is
+ * written). Consecutive events with the same name share one copy. */
 typedef struct wf_trace_buf {
     wf_trace_event *ev;
     size_t n, cap;
+    char *text;
+    size_t text_len, text_cap;
+    const char *last_name; /* name pointer of the last copy, to share it */
+    size_t last_off;
     uint64_t dropped; /* events lost to allocation failure */
 } wf_trace_buf;
 
@@ -112,6 +118,9 @@ typedef struct wf_worker {
     /* Affinity inbox: a lock-free LIFO of jobs that asked for this slot (any thread
      * pushes; the owner or, as a last resort, thieves take the whole list). */
     WF_CACHE_ALIGNED _Atomic(wf_job *) inbox;
+    /* 1 while the slot looks for work (it will find its inbox itself): other slots take
+     * its inbox only when this is 0 (busy running a task, or slot 0 without a caller). */
+    _Atomic uint32_t looking;
     /* counters: written by the owner only (wf_bump_owner), read by anyone */
     WF_CACHE_ALIGNED _Atomic uint64_t tasks_run;
     _Atomic uint64_t steals_tried, steals_ok, parks, parked_ns;
@@ -138,6 +147,8 @@ struct weft_pool {
     WF_CACHE_ALIGNED pthread_mutex_t overflow_lock;
     wf_job *overflow_head, *overflow_tail;
     _Atomic size_t overflow_n;
+    /* Threads in the spinning phase of looking for work (pool.c: wake_for_new_work). */
+    WF_CACHE_ALIGNED _Atomic uint32_t searching;
     WF_CACHE_ALIGNED _Atomic int stopping;
 };
 

@@ -32,7 +32,7 @@ static void pfor_range(wf_worker *w, pfor_ctx *c, size_t lo, size_t hi);
 
 static void run_chunk(wf_worker *w, pfor_ctx *c, size_t k) {
     if (wf_load_relaxed(&c->failed)) return; /* a body failed: skip what has not started */
-    size_t begin = k * c->grain, end = begin + c->grain < c->n ? begin + c->grain : c->n;
+    size_t begin = k * c->grain, end = c->n - begin > c->grain ? begin + c->grain : c->n;
     uint64_t t0 = w && w->pool->trace_on ? wf_now_ns() : 0;
     int rc = c->body(c->arg, begin, end);
     if (w) wf_task_done(w, "parallel_for", t0, t0 ? wf_now_ns() : 0);
@@ -109,7 +109,7 @@ weft_status weft_parallel_for(weft_pool *pool, size_t n, size_t grain, weft_rang
         return wf_error(WEFT_ERR_TASK_FAILED,
                         "weft_parallel_for: body returned %d on chunk [%zu, %zu)", c.fail_value,
                         c.fail_chunk * grain,
-                        (c.fail_chunk + 1) * grain < n ? (c.fail_chunk + 1) * grain : n);
+                        n - c.fail_chunk * grain > grain ? (c.fail_chunk + 1) * grain : n);
     return WEFT_OK;
 }
 

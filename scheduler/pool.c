@@ -91,9 +91,20 @@ static void inbox_push(wf_worker *target, wf_job *job) {
 
 /* ---- spawning ----------------------------------------------------------------------- */
 
+/* Wakes a parked worker unless one is already searching: a searcher finds the new job
+ * itself, and when it does it wakes the next one (wait_for_work), so parallelism spreads
+ * without a futex call per push. The fence orders the push before the load of
+ * `searching`; it pairs with the fence of wf_ec_prepare that a searcher executes after
+ * leaving the searching state and before its last look for work, so either this load
+ * sees the searcher or the searcher's last look sees the job. */
+static void wake_for_new_work(weft_pool *pool) {
+    wf_fence_seq_cst();
+    if (wf_load_relaxed(&pool->searching) == 0) wf_ec_notify_one(&pool->ec);
+}
+
 void wf_spawn(weft_pool *pool, wf_worker *w, wf_job *job) {
     if (!w || wf_deque_push(&w->deque, job) != 0) overflow_push(pool, job);
-    wf_ec_notify_one(&pool->ec);
+    wake_for_new_work(pool);
 }
 
 void wf_spawn_affine(weft_pool *pool, wf_worker *w, wf_job *job, unsigned target) {
@@ -151,8 +162,10 @@ static wf_job *find_work(wf_worker *w) {
     if ((job = steal_tier(w, w->victims, w->own_count))) return job;
     if ((job = steal_tier(w, w->victims + w->own_count, nvict - w->own_count))) return job;
     if ((job = overflow_pop(pool))) return job;
-    for (unsigned i = 0; i < nvict; i++)
-        if ((job = inbox_take(w, pool->slots[w->victims[i]]))) return job;
+    for (unsigned i = 0; i < nvict; i++) {
+        wf_worker *v = pool->slots[w->victims[i]];
+        if (!wf_load_relaxed(&v->looking) && (job = inbox_take(w, v))) return job;
+    }
     return NULL;
 }
 
@@ -162,28 +175,40 @@ void wf_run_job(wf_worker *w, wf_job *job) { job->run(job, w); }
  * spin_us, then parks. Returns a job, or NULL when the count is zero or the pool stops. */
 static wf_job *wait_for_work(wf_worker *w, const _Atomic uint32_t *pending) {
     weft_pool *pool = w->pool;
+    wf_job *job = NULL;
+    wf_store_relaxed(&w->looking, 1);
     for (;;) {
+        /* searching: seq_cst RMWs, read by wake_for_new_work after its fence */
+        wf_add_seq_cst(&pool->searching, 1);
         uint64_t deadline = wf_now_ns() + (uint64_t)pool->spin_us * 1000u;
         for (unsigned spins = 1;; spins++) {
-            wf_job *job = find_work(w);
-            if (job) return job;
-            if ((pending && wf_load_acquire(pending) == 0) || wf_load_acquire(&pool->stopping))
-                return NULL;
+            if ((job = find_work(w))) {
+                /* the last searcher found work: there may be more, let another look */
+                if (wf_sub_seq_cst(&pool->searching, 1) == 1) wf_ec_notify_one(&pool->ec);
+                goto out;
+            }
+            if ((pending && wf_load_acquire(pending) == 0) || wf_load_acquire(&pool->stopping)) {
+                wf_sub_seq_cst(&pool->searching, 1);
+                goto out;
+            }
             if ((spins & 7) == 0 && wf_now_ns() >= deadline) break;
             for (int k = 0; k < 32; k++) wf_cpu_relax();
         }
+        wf_sub_seq_cst(&pool->searching, 1);
         uint32_t ticket = wf_ec_prepare(&pool->ec);
-        wf_job *job = find_work(w);
+        job = find_work(w);
         if (job || (pending && wf_load_acquire(pending) == 0) || wf_load_acquire(&pool->stopping)) {
             wf_ec_cancel(&pool->ec);
-            if (job) return job;
-            return NULL;
+            goto out;
         }
         uint64_t t0 = wf_now_ns();
+        wf_bump_owner(&w->parks, 1); /* counted when it parks: an idle pool shows it */
         wf_ec_commit(&pool->ec, ticket);
-        wf_bump_owner(&w->parks, 1);
         wf_bump_owner(&w->parked_ns, wf_now_ns() - t0);
     }
+out:
+    wf_store_relaxed(&w->looking, 0);
+    return job;
 }
 
 void wf_help_until_zero(wf_worker *w, const _Atomic uint32_t *pending) {

@@ -114,19 +114,40 @@ void wf_topology_free(wf_topology *t) {
     memset(t, 0, sizeof(*t));
 }
 
+/* Depth of the deepest hwloc object that contains both groups' first PUs: the larger,
+ * the nearer the groups (same package before another package). */
+static int group_affinity(const wf_topology *t, unsigned a, unsigned b) {
+    hwloc_obj_t x = t->place[t->group_slots[t->group_first[a]]].pu_obj;
+    hwloc_obj_t y = t->place[t->group_slots[t->group_first[b]]].pu_obj;
+    if (!x || !y) return 0;
+    hwloc_obj_t c = hwloc_get_common_ancestor_obj(t->topo, x, y);
+    return c ? c->depth : 0;
+}
+
 void wf_topology_steal_order(const wf_topology *t, unsigned s, unsigned *out) {
     unsigned g = t->place[s].group, n = 0;
     for (unsigned i = t->group_first[g]; i < t->group_first[g + 1]; i++)
         if (t->group_slots[i] != s) out[n++] = t->group_slots[i];
-    /* other groups by increasing distance in group index (a proxy for NUMA distance:
-     * hwloc numbers nodes of one package consecutively) */
-    for (unsigned d = 1; d < t->ngroups; d++) {
-        unsigned cand[2] = {g + d, g >= d ? g - d : UINT32_MAX};
-        for (int c = 0; c < 2; c++) {
-            unsigned h = cand[c];
-            if (h >= t->ngroups) continue;
-            for (unsigned i = t->group_first[h]; i < t->group_first[h + 1]; i++)
-                out[n++] = t->group_slots[i];
+    /* The other groups, nearest first: by common-ancestor depth in the topology tree,
+     * then by distance in group index. A selection sort: there are few groups. */
+    unsigned char taken[1024] = {0};
+    for (unsigned round = 1; round < t->ngroups && round < 1024; round++) {
+        unsigned best = UINT32_MAX;
+        int best_aff = -1;
+        unsigned best_dist = UINT32_MAX;
+        for (unsigned h = 0; h < t->ngroups && h < 1024; h++) {
+            if (h == g || taken[h]) continue;
+            int aff = group_affinity(t, g, h);
+            unsigned dist = h > g ? h - g : g - h;
+            if (aff > best_aff || (aff == best_aff && dist < best_dist)) {
+                best = h;
+                best_aff = aff;
+                best_dist = dist;
+            }
         }
+        if (best == UINT32_MAX) break;
+        taken[best] = 1;
+        for (unsigned i = t->group_first[best]; i < t->group_first[best + 1]; i++)
+            out[n++] = t->group_slots[i];
     }
 }

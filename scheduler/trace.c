@@ -11,19 +11,32 @@
 #include "scheduler/internal.h"
 
 void wf_trace_add(wf_trace_buf *b, const char *name, uint64_t start_ns, uint64_t end_ns) {
+    if (!name) name = "task";
     if (b->n == b->cap &&
         wf_array_reserve((void **)&b->ev, &b->cap, b->n + 1, sizeof(*b->ev)) != 0) {
         b->dropped++; /* tracing never fails a run */
         return;
     }
+    if (name != b->last_name || !b->text) {
+        size_t len = strlen(name) + 1;
+        if (wf_array_reserve((void **)&b->text, &b->text_cap, b->text_len + len, 1) != 0) {
+            b->dropped++;
+            return;
+        }
+        memcpy(b->text + b->text_len, name, len);
+        b->last_name = name;
+        b->last_off = b->text_len;
+        b->text_len += len;
+    }
     wf_trace_event *e = &b->ev[b->n++];
     e->start_ns = start_ns;
     e->end_ns = end_ns;
-    snprintf(e->name, sizeof e->name, "%s", name ? name : "task");
+    e->name_off = b->last_off;
 }
 
 void wf_trace_buf_free(wf_trace_buf *b) {
     wf_free(b->ev, b->cap * sizeof(*b->ev));
+    wf_free(b->text, b->text_cap);
     memset(b, 0, sizeof(*b));
 }
 
@@ -63,7 +76,7 @@ weft_status weft_pool_trace_flush(weft_pool *pool) {
             const wf_trace_event *e = &w->trace.ev[i];
             uint64_t t = e->start_ns > pool->trace_t0 ? e->start_ns - pool->trace_t0 : 0;
             fprintf(f, ",\n{\"name\":");
-            put_json_string(f, e->name);
+            put_json_string(f, w->trace.text + e->name_off);
             fprintf(f, ",\"cat\":\"task\",\"ph\":\"X\",\"pid\":1,\"tid\":%u,"
                        "\"ts\":%.3f,\"dur\":%.3f}",
                     s, (double)t / 1e3, (double)(e->end_ns - e->start_ns) / 1e3);

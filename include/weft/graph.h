@@ -8,8 +8,10 @@
  *     (the order tasks were added), per byte of data, like OpenMP `depend`:
  *       * a task that reads a byte depends on the last earlier task that wrote it (RAW);
  *       * a task that writes a byte depends on the earlier readers of it since its last
- *         writer (WAR) or, if there are none, on that last writer (WAW; the readers
- *         already depend on it, so the edge would be redundant);
+ *         writer (WAR) or, if there are none, on that last writer (WAW; a pure writer
+ *         gets no edge from the last writer when readers sit between them, since the
+ *         readers already depend on it); a read-write task gets both rules: RAW from
+ *         the last writer and WAR from the readers, as OpenMP `inout` does;
  *       * successive readers do not depend on each other and may run concurrently.
  *     Overlapping regions therefore share the bytes they have in common. A task's several
  *     declarations on the same data merge (read + write = read-write). Handles live in
