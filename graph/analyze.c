@@ -79,6 +79,8 @@ typedef struct dag_tmp {
     uint32_t *indeg;  /* n */
     uint32_t *order;  /* n: a topological order */
     float *prio;      /* n */
+    uint32_t *prio_u32; /* n: scratch */
+    int forward;      /* every edge goes from a lower to a higher id */
 } dag_tmp;
 
 static void tmp_free(dag_tmp *t, size_t n) {
@@ -86,6 +88,7 @@ static void tmp_free(dag_tmp *t, size_t n) {
     wf_free(t->indeg, (n ? n : 1) * sizeof(uint32_t));
     wf_free(t->order, (n ? n : 1) * sizeof(uint32_t));
     wf_free(t->prio, (n ? n : 1) * sizeof(float));
+    wf_free(t->prio_u32, (n ? n : 1) * sizeof(uint32_t));
 }
 
 /* CSR successor lists from the edge list, self-edges dropped, duplicates removed. */
@@ -97,12 +100,15 @@ static weft_status build_csr(weft_graph *g, dag_tmp *t) {
     g->nsucc = m ? m : 1;
     if (!g->succ) return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory for %zu edges", m);
     uint32_t *start = t->start, *indeg = t->indeg;
+    int forward = 1;
     for (size_t e = 0; e < m; e++) {
         const wf_edge *ed = &g->edges[e];
         if (ed->from == ed->to) continue;
+        forward &= ed->from < ed->to;
         start[ed->from + 2]++;
         indeg[ed->to]++;
     }
+    t->forward = forward;
     for (size_t v = 0; v < n; v++) start[v + 2] += start[v + 1];
     for (size_t e = 0; e < m; e++) { /* start[v+1] is v's fill cursor */
         const wf_edge *ed = &g->edges[e];
@@ -127,67 +133,78 @@ static weft_status build_csr(weft_graph *g, dag_tmp *t) {
     return WEFT_OK;
 }
 
-/* Kahn's algorithm: topological order, levels, sources, sinks; then priorities (longest
- * cost-weighted path to a sink) in reverse order, work and span; then the nodes. */
-static weft_status order_and_measure(weft_graph *g, dag_tmp *t) {
+/* A topological order: the identity when every edge goes from a lower to a higher id
+ * (graphs built in program order, and every access-inferred edge), else Kahn's
+ * algorithm. Returns WEFT_ERR_CYCLE naming a task on a cycle. */
+static weft_status topo_order(weft_graph *g, dag_tmp *t, int forward) {
     size_t n = g->n;
     const uint32_t *start = t->start;
-    uint32_t *order = t->order, *remaining = t->indeg, *level = g->level;
-    size_t head = 0, tail = 0, nsources = 0;
-    uint32_t nsinks = 0;
-    for (size_t v = 0; v < n; v++) {
-        if (remaining[v] == 0) order[tail++] = (uint32_t)v;
-        nsinks += start[v] == start[v + 1];
+    uint32_t *order = t->order;
+    if (forward) {
+        for (size_t v = 0; v < n; v++) order[v] = (uint32_t)v;
+        return WEFT_OK;
     }
-    nsources = tail;
+    uint32_t *remaining = t->prio_u32; /* scratch: in-degrees consumed by the walk */
+    memcpy(remaining, t->indeg, n * sizeof(uint32_t));
+    size_t head = 0, tail = 0;
+    for (size_t v = 0; v < n; v++)
+        if (remaining[v] == 0) order[tail++] = (uint32_t)v;
     while (head < tail) {
         uint32_t v = order[head++];
-        for (uint32_t i = start[v]; i < start[v + 1]; i++) {
-            uint32_t s = g->succ[i];
-            if (level[s] < level[v] + 1) level[s] = level[v] + 1;
-            if (--remaining[s] == 0) order[tail++] = s;
-        }
+        for (uint32_t i = start[v]; i < start[v + 1]; i++)
+            if (--remaining[g->succ[i]] == 0) order[tail++] = g->succ[i];
     }
-    if (tail < n) {
-        for (size_t v = 0; v < n; v++) { /* the nodes' lists, for the cycle walk */
-            g->nodes[v].succ_begin = start[v];
-            g->nodes[v].succ_end = start[v + 1];
-        }
-        return report_cycle(g, remaining);
+    if (tail == n) return WEFT_OK;
+    for (size_t v = 0; v < n; v++) { /* the nodes' lists, for the cycle walk */
+        g->nodes[v].succ_begin = start[v];
+        g->nodes[v].succ_end = start[v + 1];
+    }
+    return report_cycle(g, remaining);
+}
+
+/* Levels (forward over the order), priorities = cost-weighted longest path to a sink
+ * (backward), work, span, widths; then the one pass that writes the nodes. */
+static weft_status measure(weft_graph *g, dag_tmp *t) {
+    size_t n = g->n;
+    const uint32_t *start = t->start, *order = t->order, *indeg = t->indeg;
+    uint32_t *level = g->level;
+    size_t nsources = 0, levels = 0, max_width = 0;
+    uint32_t nsinks = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t v = order[k], lv = level[v] + 1;
+        for (uint32_t i = start[v]; i < start[v + 1]; i++)
+            if (level[g->succ[i]] < lv) level[g->succ[i]] = lv;
+        nsources += indeg[v] == 0;
+        nsinks += start[v] == start[v + 1];
     }
     g->sources = wf_alloc((nsources ? nsources : 1) * sizeof(uint32_t), 4);
     if (!g->sources) return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
-    memcpy(g->sources, order, nsources * sizeof(uint32_t));
     g->nsources = nsources ? nsources : 1;
     double work = 0, span = 0;
     float *prio = t->prio;
+    const double *cost = g->cost;
     for (size_t k = n; k > 0; k--) {
         uint32_t v = order[k - 1];
         float best = 0;
         for (uint32_t i = start[v]; i < start[v + 1]; i++)
             if (prio[g->succ[i]] > best) best = prio[g->succ[i]];
-        double c = g->nodes[v].cost;
-        prio[v] = (float)(c + best);
-        work += c;
+        prio[v] = (float)(cost[v] + best);
+        work += cost[v];
         if (prio[v] > span) span = prio[v];
     }
-    /* levels and widths (reuse `remaining`, all zero now) */
-    size_t levels = 0, max_width = 0;
-    for (size_t v = 0; v < n; v++) {
-        if (level[v] + 1 > levels) levels = level[v] + 1;
-        if (++remaining[level[v]] > max_width) max_width = remaining[level[v]];
-    }
+    uint32_t *width = t->prio_u32; /* scratch, zeroed here */
+    memset(width, 0, n * sizeof(uint32_t));
+    size_t ns = 0;
     for (size_t v = 0; v < n; v++) { /* the one pass over the nodes */
+        if (level[v] + 1 > levels) levels = level[v] + 1;
+        if (++width[level[v]] > max_width) max_width = width[level[v]];
+        if (indeg[v] == 0) g->sources[ns++] = (uint32_t)v;
         wf_gnode *nd = &g->nodes[v];
         nd->succ_begin = start[v];
         nd->succ_end = start[v + 1];
         nd->prio = prio[v];
-        nd->indeg = 0;
-    }
-    for (uint32_t i = 0; i < start[n]; i++) g->nodes[g->succ[i]].indeg++;
-    for (size_t v = 0; v < n; v++) {
-        wf_gnode *nd = &g->nodes[v];
-        atomic_store_explicit(&nd->pending, nd->indeg, memory_order_relaxed);
+        nd->indeg = indeg[v];
+        atomic_store_explicit(&nd->pending, indeg[v], memory_order_relaxed);
         atomic_store_explicit(&nd->poisoned, 0, memory_order_relaxed);
     }
     g->nsinks = nsinks;
@@ -198,29 +215,66 @@ static weft_status order_and_measure(weft_graph *g, dag_tmp *t) {
     g->stats.work = work;
     g->stats.span = span;
     g->stats.parallelism = span > 0 ? work / span : 0;
-    g->order = order;
+    g->order = t->order;
     t->order = NULL;
+    return WEFT_OK;
+}
+
+/* Release leaves for the tasks with more than 2 * WF_RELEASE_LEAF successors. */
+static weft_status plan_release(weft_graph *g) {
+    size_t n = g->n, leaves = 0;
+    for (size_t v = 0; v < n; v++) {
+        uint32_t d = g->nodes[v].succ_end - g->nodes[v].succ_begin;
+        if (d > 2 * WF_RELEASE_LEAF) leaves += (d + WF_RELEASE_LEAF - 1) / WF_RELEASE_LEAF;
+    }
+    if (leaves == 0) return WEFT_OK;
+    g->release_first = wf_alloc((n ? n : 1) * sizeof(uint32_t), 4);
+    g->release = wf_alloc(leaves * sizeof(wf_release), WF_CACHE_LINE);
+    if (!g->release_first || !g->release) {
+        wf_free(g->release, leaves * sizeof(wf_release));
+        g->release = NULL;
+        return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory planning %zu release leaves", leaves);
+    }
+    g->nrelease = leaves;
+    size_t k = 0;
+    for (size_t v = 0; v < n; v++) {
+        wf_gnode *nd = &g->nodes[v];
+        uint32_t d = nd->succ_end - nd->succ_begin;
+        g->release_first[v] = UINT32_MAX;
+        if (d <= 2 * WF_RELEASE_LEAF) continue;
+        g->release_first[v] = (uint32_t)k;
+        for (uint32_t lo = nd->succ_begin; lo < nd->succ_end; lo += WF_RELEASE_LEAF)
+            g->release[k++] = (wf_release){
+                .job.run = wf_graph_release_run, .node = nd, .lo = lo,
+                .hi = nd->succ_end - lo > WF_RELEASE_LEAF ? lo + WF_RELEASE_LEAF : nd->succ_end};
+    }
     return WEFT_OK;
 }
 
 weft_status wf_graph_build_dag(weft_graph *g) {
     size_t explicit_edges = g->nedges, n = g->n;
     weft_status st = wf_infer_access_edges(g);
-    dag_tmp t = {wf_calloc((n + 2) * sizeof(uint32_t), 4), wf_calloc((n ? n : 1) * sizeof(uint32_t), 4),
-                 wf_alloc((n ? n : 1) * sizeof(uint32_t), 4), wf_alloc((n ? n : 1) * sizeof(float), 4)};
-    g->level = wf_calloc((n ? n : 1) * sizeof(uint32_t), 4);
-    if (!st && (!t.start || !t.indeg || !t.order || !t.prio || !g->level))
+    size_t n1 = n ? n : 1;
+    dag_tmp t = {wf_calloc((n + 2) * sizeof(uint32_t), 4), wf_calloc(n1 * sizeof(uint32_t), 4),
+                 wf_alloc(n1 * sizeof(uint32_t), 4), wf_alloc(n1 * sizeof(float), 4),
+                 wf_alloc(n1 * sizeof(uint32_t), 4), 0};
+    g->level = wf_calloc(n1 * sizeof(uint32_t), 4);
+    if (!st && (!t.start || !t.indeg || !t.order || !t.prio || !t.prio_u32 || !g->level))
         st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
     if (!st) st = build_csr(g, &t);
     g->nedges = explicit_edges; /* inferred edges live in the CSR only */
-    if (!st) st = order_and_measure(g, &t);
+    if (!st) st = topo_order(g, &t, t.forward);
+    if (!st) st = measure(g, &t);
+    if (!st) st = plan_release(g);
     tmp_free(&t, n);
     if (st) {
         wf_free(g->succ, g->nsucc * sizeof(*g->succ));
         wf_free(g->sources, g->nsources * sizeof(*g->sources));
         wf_free(g->level, (g->n ? g->n : 1) * sizeof(*g->level));
         wf_free(g->order, (g->n ? g->n : 1) * sizeof(*g->order));
+        wf_free(g->release_first, (g->n ? g->n : 1) * sizeof(*g->release_first));
         g->order = NULL;
+        g->release_first = NULL;
         g->succ = NULL;
         g->sources = NULL;
         g->level = NULL;
@@ -244,8 +298,8 @@ static void measured_stats(weft_graph *g) {
             double b = 0;
             for (uint32_t i = nd->succ_begin; i < nd->succ_end; i++)
                 if (best[g->succ[i]] > b) b = best[g->succ[i]];
-            best[v] = (double)nd->measured_ns * 1e-9 + b;
-            work += (double)nd->measured_ns * 1e-9;
+            best[v] = (double)g->measured_ns[v] * 1e-9 + b;
+            work += (double)g->measured_ns[v] * 1e-9;
             if (best[v] > span) span = best[v];
         }
     wf_free(best, (n ? n : 1) * sizeof(double));
@@ -260,7 +314,7 @@ weft_status weft_graph_analyze(weft_graph *g, weft_graph_stats *out) {
         weft_status st = wf_graph_build_dag(g);
         if (st) return st;
     }
-    if (g->measured_valid) {
+    if (g->measured_valid && g->measured_ns) {
         measured_stats(g);
     } else {
         g->stats.measured_work_s = 0;

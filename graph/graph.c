@@ -20,7 +20,12 @@ static void free_run_side(weft_graph *g) {
     wf_free(g->sources, g->nsources * sizeof(*g->sources));
     wf_free(g->level, (g->n ? g->n : 1) * sizeof(*g->level));
     wf_free(g->order, (g->n ? g->n : 1) * sizeof(*g->order));
+    wf_free(g->release_first, (g->n ? g->n : 1) * sizeof(*g->release_first));
+    wf_free(g->release, g->nrelease * sizeof(*g->release));
     g->order = NULL;
+    g->release_first = NULL;
+    g->release = NULL;
+    g->nrelease = 0;
     g->succ = NULL;
     g->sources = NULL;
     g->level = NULL;
@@ -31,6 +36,10 @@ void weft_graph_destroy(weft_graph *g) {
     if (!g) return;
     free_run_side(g);
     wf_free(g->nodes, g->cap * sizeof(*g->nodes));
+    wf_free(g->cost, g->cap * sizeof(*g->cost));
+    wf_free(g->name_off, g->cap * sizeof(*g->name_off));
+    wf_free(g->affinity, g->cap * sizeof(*g->affinity));
+    wf_free(g->measured_ns, g->cap * sizeof(*g->measured_ns));
     wf_free(g->names, g->names_cap);
     wf_free(g->edges, g->edges_cap * sizeof(*g->edges));
     wf_free(g->acc, g->acc_cap * sizeof(*g->acc));
@@ -55,13 +64,59 @@ static weft_status check_task(const weft_graph *g, weft_task_id t, const char *f
     return WEFT_OK;
 }
 
+/* Makes room for `need` tasks in the nodes and all side arrays (all-or-nothing). */
+static int grow_tasks(weft_graph *g, size_t need) {
+    if (need <= g->cap) return 0;
+    size_t ncap = g->cap ? g->cap : 64;
+    while (ncap < need) ncap *= 2;
+    void *nodes = wf_alloc(ncap * sizeof(wf_gnode), WF_CACHE_LINE);
+    void *cost = wf_alloc(ncap * sizeof(double), 16);
+    void *names = wf_alloc(ncap * sizeof(uint32_t), 16);
+    void *aff = g->affinity ? wf_calloc(ncap * sizeof(uint32_t), 16) : NULL;
+    void *meas = g->measured_ns ? wf_calloc(ncap * sizeof(uint64_t), 16) : NULL;
+    if (!nodes || !cost || !names || (g->affinity && !aff) || (g->measured_ns && !meas)) {
+        wf_free(nodes, ncap * sizeof(wf_gnode));
+        wf_free(cost, ncap * sizeof(double));
+        wf_free(names, ncap * sizeof(uint32_t));
+        wf_free(aff, ncap * sizeof(uint32_t));
+        wf_free(meas, ncap * sizeof(uint64_t));
+        return -1;
+    }
+    if (g->cap) {
+        memcpy(nodes, g->nodes, g->n * sizeof(wf_gnode));
+        memcpy(cost, g->cost, g->n * sizeof(double));
+        memcpy(names, g->name_off, g->n * sizeof(uint32_t));
+        if (aff) memcpy(aff, g->affinity, g->n * sizeof(uint32_t));
+        if (meas) memcpy(meas, g->measured_ns, g->n * sizeof(uint64_t));
+    }
+    wf_free(g->nodes, g->cap * sizeof(wf_gnode));
+    wf_free(g->cost, g->cap * sizeof(double));
+    wf_free(g->name_off, g->cap * sizeof(uint32_t));
+    wf_free(g->affinity, g->cap * sizeof(uint32_t));
+    wf_free(g->measured_ns, g->cap * sizeof(uint64_t));
+    g->nodes = nodes;
+    g->cost = cost;
+    g->name_off = names;
+    g->affinity = aff;
+    g->measured_ns = meas;
+    g->cap = ncap;
+    return 0;
+}
+
+/* Allocates a lazily created per-task array (zeroed) of cap entries. */
+int wf_graph_side_alloc(weft_graph *g, void **arr, size_t elem) {
+    if (*arr) return 0;
+    *arr = wf_calloc((g->cap ? g->cap : 1) * elem, 16);
+    return *arr ? 0 : -1;
+}
+
 weft_status weft_graph_reserve(weft_graph *g, size_t tasks, size_t edges) {
     weft_status st = mutable_graph(g, "weft_graph_reserve");
     if (st) return st;
     if (tasks >= WEFT_TASK_NONE || edges >= UINT32_MAX)
         return wf_error(WEFT_ERR_RANGE, "weft_graph_reserve: %zu tasks, %zu edges: too many",
                         tasks, edges);
-    if (wf_array_reserve((void **)&g->nodes, &g->cap, tasks, sizeof(*g->nodes)) ||
+    if (grow_tasks(g, tasks) ||
         wf_array_reserve((void **)&g->edges, &g->edges_cap, edges, sizeof(*g->edges)))
         return wf_error(WEFT_ERR_NOMEM, "weft_graph_reserve: out of memory for %zu tasks and "
                         "%zu edges", tasks, edges);
@@ -75,7 +130,7 @@ weft_status weft_graph_add_task(weft_graph *g, weft_task_fn fn, void *arg, const
     if (!fn) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_add_task: fn is NULL");
     if (g->n >= WEFT_TASK_NONE - 1)
         return wf_error(WEFT_ERR_RANGE, "weft_graph_add_task: too many tasks");
-    if (wf_array_reserve((void **)&g->nodes, &g->cap, g->n + 1, sizeof(*g->nodes)))
+    if (g->n == g->cap && grow_tasks(g, g->n + 1))
         return wf_error(WEFT_ERR_NOMEM, "weft_graph_add_task: out of memory at task %zu", g->n);
     uint32_t name_off = WF_NO_NAME;
     if (name) {
@@ -87,13 +142,9 @@ weft_status weft_graph_add_task(weft_graph *g, weft_task_fn fn, void *arg, const
         g->names_len += len;
     }
     wf_gnode *nd = &g->nodes[g->n];
-    memset(nd, 0, sizeof(*nd));
-    nd->job.run = wf_graph_node_run;
-    nd->fn = fn;
-    nd->arg = arg;
-    nd->graph = g;
-    nd->name_off = name_off;
-    nd->cost = 1.0;
+    *nd = (wf_gnode){.job.run = wf_graph_node_run, .fn = fn, .arg = arg, .graph = g};
+    g->cost[g->n] = 1.0;
+    g->name_off[g->n] = name_off;
     if (out) *out = (weft_task_id)g->n;
     g->n++;
     return WEFT_OK;
@@ -105,7 +156,7 @@ weft_status weft_graph_set_cost(weft_graph *g, weft_task_id t, double cost) {
     if (!isfinite(cost) || cost < 0)
         return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_set_cost: cost %g of task %u must be "
                         "finite and >= 0", cost, t);
-    g->nodes[t].cost = cost;
+    g->cost[t] = cost;
     return WEFT_OK;
 }
 
@@ -115,8 +166,11 @@ weft_status weft_graph_set_affinity(weft_graph *g, weft_task_id t, weft_affinity
     if (st || (st = check_task(g, t, "weft_graph_set_affinity"))) return st;
     if (kind != WEFT_AFFINITY_NONE && kind != WEFT_AFFINITY_WORKER && kind != WEFT_AFFINITY_NUMA)
         return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_set_affinity: unknown kind %d", (int)kind);
-    g->nodes[t].affinity_kind = (uint8_t)kind;
-    g->nodes[t].affinity_index = index;
+    if (index > WF_AFF_INDEX_MASK)
+        return wf_error(WEFT_ERR_RANGE, "weft_graph_set_affinity: index %u too large", index);
+    if (kind != WEFT_AFFINITY_NONE && wf_graph_side_alloc(g, (void **)&g->affinity, sizeof(uint32_t)))
+        return wf_error(WEFT_ERR_NOMEM, "weft_graph_set_affinity: out of memory");
+    if (g->affinity) g->affinity[t] = kind == WEFT_AFFINITY_NONE ? 0 : ((uint32_t)kind << WF_AFF_KIND_SHIFT) | index;
     return WEFT_OK;
 }
 
@@ -166,9 +220,8 @@ weft_status weft_graph_access_handle(weft_graph *g, weft_task_id t, weft_access_
 size_t weft_graph_task_count(const weft_graph *g) { return g ? g->n : 0; }
 
 const char *wf_task_label(const weft_graph *g, uint32_t id, char *buf, size_t size) {
-    const wf_gnode *nd = &g->nodes[id];
-    if (nd->name_off != WF_NO_NAME)
-        snprintf(buf, size, "task '%s' (id %u)", g->names + nd->name_off, id);
+    if (g->name_off[id] != WF_NO_NAME)
+        snprintf(buf, size, "task '%s' (id %u)", g->names + g->name_off[id], id);
     else
         snprintf(buf, size, "task %u", id);
     return buf;

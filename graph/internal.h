@@ -16,8 +16,11 @@
 
 #define WF_NO_NAME UINT32_MAX
 
+/* One task on the run side: exactly one cache line, so the pending counters of
+ * neighbouring tasks, decremented by different workers, never share a line. What a run
+ * reads only rarely (name, cost, affinity, measured time) lives in side arrays. */
 typedef struct wf_gnode {
-    wf_job job;                /* first member: the node is its own scheduler job */
+    WF_CACHE_ALIGNED wf_job job; /* first member: the node is its own scheduler job */
     weft_task_fn fn;
     void *arg;
     struct weft_graph *graph;
@@ -29,12 +32,23 @@ typedef struct wf_gnode {
     uint32_t indeg;
     uint32_t succ_begin, succ_end; /* successors: graph->succ[succ_begin .. succ_end) */
     float prio;                /* cost-weighted longest path from here to a sink */
-    uint32_t name_off;         /* into graph->names, or WF_NO_NAME */
-    uint8_t affinity_kind;
-    uint32_t affinity_index;
-    double cost;
-    uint64_t measured_ns;      /* duration in the last measured run */
 } wf_gnode;
+
+_Static_assert(sizeof(wf_gnode) == WF_CACHE_LINE, "a task node is one cache line");
+
+/* A leaf of a large release: successors succ[lo .. hi) of `node`, decremented by
+ * whichever worker runs the leaf. `poison` is written by the node's worker before it
+ * pushes the leaf (published by the push) and says the node failed or was skipped. */
+typedef struct wf_release {
+    wf_job job;
+    wf_gnode *node;
+    uint32_t lo, hi;
+    uint32_t poison;
+} wf_release;
+
+/* Affinity side array entry: kind in the top 2 bits, index below. */
+#define WF_AFF_KIND_SHIFT 30
+#define WF_AFF_INDEX_MASK ((1u << WF_AFF_KIND_SHIFT) - 1)
 
 typedef struct wf_access {
     uint32_t task;
@@ -50,7 +64,11 @@ typedef struct wf_edge {
 
 struct weft_graph {
     wf_gnode *nodes;
-    size_t n, cap;
+    size_t n, cap;          /* nodes and every per-task side array have cap entries */
+    double *cost;           /* cost hints (default 1) */
+    uint32_t *name_off;     /* into names, or WF_NO_NAME */
+    uint32_t *affinity;     /* NULL until a hint is set; 0 = none */
+    uint64_t *measured_ns;  /* NULL until a measured run; durations of the last one */
     char *names;
     size_t names_len, names_cap;
     wf_edge *edges;
@@ -67,6 +85,11 @@ struct weft_graph {
     uint32_t nsinks;
     uint32_t *level; /* per node */
     uint32_t *order; /* a topological order */
+    /* Release leaves of tasks with many successors: release_first[v] is the index in
+     * `release` of v's first leaf, or UINT32_MAX (both NULL if no task needs leaves). */
+    uint32_t *release_first;
+    wf_release *release;
+    size_t nrelease;
     weft_graph_stats stats;
 
     /* run state */
@@ -85,8 +108,11 @@ const char *wf_task_label(const struct weft_graph *g, uint32_t id, char *buf, si
 weft_status wf_infer_access_edges(struct weft_graph *g);
 /* Builds the run side (CSR, in-degrees, levels, priorities, stats). */
 weft_status wf_graph_build_dag(struct weft_graph *g);
-/* The scheduler job function of every node (run.c). */
+/* The scheduler job functions of nodes and release leaves (run.c). */
 void wf_graph_node_run(wf_job *job, wf_worker *w);
+void wf_graph_release_run(wf_job *job, wf_worker *w);
+/* Allocates the lazily created per-task array *arr (zeroed, cap entries). 0 or -1. */
+int wf_graph_side_alloc(struct weft_graph *g, void **arr, size_t elem);
 /* Appends an edge to the edge list. */
 weft_status wf_graph_push_edge(struct weft_graph *g, uint32_t from, uint32_t to);
 

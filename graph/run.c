@@ -17,42 +17,67 @@
 #include "graph/internal.h"
 #include "scheduler/atomic.h"
 
-static const char *node_name(const weft_graph *g, const wf_gnode *nd) {
-    return nd->name_off != WF_NO_NAME ? g->names + nd->name_off : "task";
+static const char *node_name(const weft_graph *g, uint32_t id) {
+    return g->name_off[id] != WF_NO_NAME ? g->names + g->name_off[id] : "task";
 }
 
-static unsigned affinity_slot(const weft_pool *pool, const wf_gnode *nd, uint32_t id) {
-    if (nd->affinity_kind == WEFT_AFFINITY_WORKER) return nd->affinity_index;
+/* The slot a task's affinity hint names in this pool, or UINT32_MAX (no usable hint). */
+static unsigned affinity_slot(const weft_pool *pool, uint32_t aff, uint32_t id) {
+    uint32_t kind = aff >> WF_AFF_KIND_SHIFT, index = aff & WF_AFF_INDEX_MASK;
+    if (kind == WEFT_AFFINITY_WORKER) return index;
     const wf_topology *t = &pool->topo;
-    unsigned grp = nd->affinity_index;
-    if (grp >= t->ngroups) return UINT32_MAX;
-    unsigned size = t->group_first[grp + 1] - t->group_first[grp];
-    return t->group_slots[t->group_first[grp] + id % size];
+    if (kind != WEFT_AFFINITY_NUMA || index >= t->ngroups) return UINT32_MAX;
+    unsigned size = t->group_first[index + 1] - t->group_first[index];
+    return t->group_slots[t->group_first[index] + id % size];
 }
 
-static void make_ready(weft_pool *pool, wf_worker *w, wf_gnode *nd, wf_gnode **kept) {
+/* A successor became ready: route it by affinity, keep it as this worker's next task if
+ * it has the highest priority so far, else push it (without waking: the caller wakes
+ * once per batch). Returns 1 if something was pushed. */
+static int make_ready(weft_pool *pool, wf_worker *w, wf_gnode *nd, wf_gnode **kept) {
     const weft_graph *g = nd->graph;
-    if (nd->affinity_kind != WEFT_AFFINITY_NONE) {
-        unsigned slot = affinity_slot(pool, nd, (uint32_t)(nd - g->nodes));
+    uint32_t id = (uint32_t)(nd - g->nodes);
+    if (g->affinity && g->affinity[id]) {
+        unsigned slot = affinity_slot(pool, g->affinity[id], id);
         if (slot < pool->nslots && slot != w->index) {
             wf_spawn_affine(pool, w, &nd->job, slot);
-            return;
+            return 0;
         }
     }
     if (!*kept) {
         *kept = nd;
-    } else if (nd->prio > (*kept)->prio) {
-        wf_spawn(pool, w, &(*kept)->job);
-        *kept = nd;
-    } else {
-        wf_spawn(pool, w, &nd->job);
+        return 0;
     }
+    if (nd->prio > (*kept)->prio) {
+        wf_gnode *old = *kept;
+        *kept = nd;
+        nd = old;
+    }
+    wf_push(pool, w, &nd->job);
+    return 1;
+}
+
+/* Decrements the successors succ[0 .. n) (poisoning them first if `poison`), makes the
+ * ready ones ready, and returns the one to run next. After the last decrement the graph
+ * may be finished and destroyed by its caller: nothing of it is read afterwards. */
+static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
+                         const weft_task_id *succ, uint32_t n, uint32_t poison) {
+    wf_gnode *kept = NULL;
+    int pushed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        wf_gnode *s = &nodes[succ[i]];
+        if (poison) wf_store_relaxed(&s->poisoned, 1); /* published by the release below */
+        if (wf_sub_acq_rel(&s->pending, 1) == 1) pushed |= make_ready(pool, w, s, &kept);
+    }
+    if (pushed) wf_wake_for_work(pool);
+    return kept;
 }
 
 /* Executes one node and returns the successor to run next (or NULL). */
 static wf_gnode *node_exec(wf_gnode *nd, wf_worker *w) {
     weft_graph *g = nd->graph;
     weft_pool *pool = w->pool;
+    uint32_t id = (uint32_t)(nd - g->nodes);
     uint32_t skip = wf_load_relaxed(&nd->poisoned); /* ordered by the acquire on pending */
     wf_store_relaxed(&nd->pending, nd->indeg);       /* ready for the next run */
     wf_store_relaxed(&nd->poisoned, 0);
@@ -61,37 +86,46 @@ static wf_gnode *node_exec(wf_gnode *nd, wf_worker *w) {
         uint64_t t0 = timed ? wf_now_ns() : 0;
         int rc = nd->fn(nd->arg);
         uint64_t t1 = timed ? wf_now_ns() : 0;
-        nd->measured_ns = t1 - t0;
-        wf_task_done(w, node_name(g, nd), t0, t1);
+        if (g->measuring) g->measured_ns[id] = t1 - t0;
+        wf_task_done(w, pool->trace_on ? node_name(g, id) : NULL, t0, t1);
         if (rc != 0) {
             uint32_t none = WEFT_TASK_NONE;
-            if (atomic_compare_exchange_strong(&g->fail_task, &none, (uint32_t)(nd - g->nodes)))
+            if (atomic_compare_exchange_strong(&g->fail_task, &none, id))
                 g->fail_value = rc; /* read by the caller after the run (sinks_left) */
             skip = 1;
         }
     } else {
-        nd->measured_ns = 0;
+        if (g->measuring) g->measured_ns[id] = 0;
         wf_add_relaxed(&g->skipped, 1);
     }
-    /* After the last decrement below, other workers may finish the graph and the caller
-     * may destroy it: everything needed after that point is copied first. */
-    const weft_task_id *succ = g->succ + nd->succ_begin;
     uint32_t nsucc = nd->succ_end - nd->succ_begin;
-    wf_gnode *nodes = g->nodes;
-    _Atomic uint32_t *sinks_left = &g->sinks_left;
-    wf_gnode *kept = NULL;
-    for (uint32_t i = 0; i < nsucc; i++) {
-        wf_gnode *s = &nodes[succ[i]];
-        if (skip) wf_store_relaxed(&s->poisoned, 1); /* published by the release below */
-        if (wf_sub_acq_rel(&s->pending, 1) == 1) make_ready(pool, w, s, &kept);
+    if (nsucc == 0) {
+        if (wf_sub_acq_rel(&g->sinks_left, 1) == 1)
+            wf_wake_waiters(pool); /* g may be gone once the caller sees zero */
+        return NULL;
     }
-    if (nsucc == 0 && wf_sub_acq_rel(sinks_left, 1) == 1)
-        wf_wake_waiters(pool); /* g may be gone once the caller sees zero: not touched */
-    return kept;
+    if (g->release_first && g->release_first[id] != UINT32_MAX) {
+        /* many successors: push all leaves but the first, release the first here */
+        wf_release *leaf = &g->release[g->release_first[id]];
+        uint32_t nleaves = (nsucc + WF_RELEASE_LEAF - 1) / WF_RELEASE_LEAF;
+        for (uint32_t k = 0; k < nleaves; k++) leaf[k].poison = skip;
+        for (uint32_t k = nleaves - 1; k > 0; k--) wf_push(pool, w, &leaf[k].job);
+        wf_wake_for_work(pool);
+        return release(pool, w, g->nodes, g->succ + leaf[0].lo, leaf[0].hi - leaf[0].lo, skip);
+    }
+    return release(pool, w, g->nodes, g->succ + nd->succ_begin, nsucc, skip);
 }
 
 void wf_graph_node_run(wf_job *job, wf_worker *w) {
     for (wf_gnode *nd = (wf_gnode *)job; nd;) nd = node_exec(nd, w);
+}
+
+void wf_graph_release_run(wf_job *job, wf_worker *w) {
+    wf_release *leaf = (wf_release *)job;
+    const weft_graph *g = leaf->node->graph;
+    wf_gnode *nd = release(w->pool, w, g->nodes, g->succ + leaf->lo, leaf->hi - leaf->lo,
+                           leaf->poison);
+    while (nd) nd = node_exec(nd, w);
 }
 
 weft_status weft_graph_run(weft_pool *pool, weft_graph *g) { return weft_graph_run_ex(pool, g, NULL); }
@@ -112,6 +146,10 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
     atomic_store_explicit(&g->fail_task, WEFT_TASK_NONE, memory_order_relaxed);
     atomic_store_explicit(&g->skipped, 0, memory_order_relaxed);
     g->measuring = opts && opts->measure;
+    if (g->measuring && wf_graph_side_alloc(g, (void **)&g->measured_ns, sizeof(uint64_t))) {
+        atomic_store(&g->running, 0);
+        return wf_error(WEFT_ERR_NOMEM, "weft_graph_run: out of memory for task timings");
+    }
     if (g->n > 0) {
         atomic_store_explicit(&g->sinks_left, g->nsinks, memory_order_relaxed);
         int entered;

@@ -21,6 +21,11 @@
 /* Deque fill above which an affinity hint to that slot is ignored (slot overloaded). */
 #define WF_AFFINITY_MAX_QUEUED 8
 
+/* A task with more successors than 2 * WF_RELEASE_LEAF releases them in leaves of this
+ * many, as separate jobs that idle workers steal whole: one steal then brings 64 ready
+ * tasks instead of one (graph/run.c). */
+#define WF_RELEASE_LEAF 64
+
 /* ThreadSanitizer does not model atomic_thread_fence. Under TSan, every seq_cst fence of
  * the scheduler is replaced by a seq_cst read-modify-write on one shared atomic
  * (scheduler/atomic.h), which TSan does model and which orders the same operations. */

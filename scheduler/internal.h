@@ -162,6 +162,9 @@ void wf_leave(struct weft_pool *pool);
 /* Makes job runnable from worker w (w may be NULL for a thread without a slot): pushes
  * it on w's deque (overflow queue if full, or if w is NULL) and wakes a sleeper. */
 void wf_spawn(struct weft_pool *pool, wf_worker *w, wf_job *job);
+/* wf_spawn in two halves, for a batch of jobs: push without waking, then one wake. */
+void wf_push(struct weft_pool *pool, wf_worker *w, wf_job *job);
+void wf_wake_for_work(struct weft_pool *pool);
 /* Routes a job with an affinity hint to slot `target` when that slot is not overloaded
  * (its inbox), else spawns it on w. */
 void wf_spawn_affine(struct weft_pool *pool, wf_worker *w, wf_job *job, unsigned target);

@@ -97,14 +97,18 @@ static void inbox_push(wf_worker *target, wf_job *job) {
  * `searching`; it pairs with the fence of wf_ec_prepare that a searcher executes after
  * leaving the searching state and before its last look for work, so either this load
  * sees the searcher or the searcher's last look sees the job. */
-static void wake_for_new_work(weft_pool *pool) {
+void wf_wake_for_work(weft_pool *pool) {
     wf_fence_seq_cst();
     if (wf_load_relaxed(&pool->searching) == 0) wf_ec_notify_one(&pool->ec);
 }
 
-void wf_spawn(weft_pool *pool, wf_worker *w, wf_job *job) {
+void wf_push(weft_pool *pool, wf_worker *w, wf_job *job) {
     if (!w || wf_deque_push(&w->deque, job) != 0) overflow_push(pool, job);
-    wake_for_new_work(pool);
+}
+
+void wf_spawn(weft_pool *pool, wf_worker *w, wf_job *job) {
+    wf_push(pool, w, job);
+    wf_wake_for_work(pool);
 }
 
 void wf_spawn_affine(weft_pool *pool, wf_worker *w, wf_job *job, unsigned target) {
