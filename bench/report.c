@@ -1,0 +1,242 @@
+/* bench/report.c - the human table and the JSON lines of a benchmark (see harness.h).
+ *
+ * Figures per (engine, T): medians over all accepted samples of all rounds.
+ *   ns/task  = median seconds * 1e9 / tasks (one-shot; run-only for weft graph shapes)
+ *   speedup  = median one-shot at the smallest T of the same engine / median at T
+ *   vs <b>   = weft median one-shot / baseline b median one-shot at the same T (< 1: weft
+ *              faster); only on weft rows
+ *   bound    = work / span from weft_graph_analyze (the same for every row)
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench/harness.h"
+#include "bench/shapes.h"
+
+typedef struct row_figures {
+    bench_stats one, run, build, exec, destroy;
+    double speedup;
+    double vs[BENCH_ENGINE_COUNT]; /* 0 = not applicable */
+    int contaminated;
+    unsigned discarded;
+} row_figures;
+
+static const bench_result *find_result(const bench_report *rep, bench_engine e, unsigned t)
+{
+    for (size_t i = 0; i < rep->nresults; i++) {
+        if (rep->results[i].engine == e && rep->results[i].threads == t)
+            return &rep->results[i];
+    }
+    return NULL;
+}
+
+static double median_oneshot(const bench_result *r)
+{
+    bench_stats s;
+    bench_samples_stats(&r->oneshot, &s);
+    return s.median;
+}
+
+static void figures(const bench_report *rep, const bench_result *r, row_figures *f)
+{
+    memset(f, 0, sizeof *f);
+    bench_samples_stats(&r->oneshot, &f->one);
+    bench_samples_stats(&r->runonly, &f->run);
+    bench_samples_stats(&r->build, &f->build);
+    bench_samples_stats(&r->run, &f->exec);
+    bench_samples_stats(&r->destroy, &f->destroy);
+    const bench_result *base = NULL;
+    for (size_t i = 0; i < rep->nresults; i++) {
+        const bench_result *q = &rep->results[i];
+        if (q->engine == r->engine && (base == NULL || q->threads < base->threads))
+            base = q;
+    }
+    f->speedup = f->one.median > 0 ? median_oneshot(base) / f->one.median : 0;
+    if (r->engine == BENCH_ENGINE_WEFT) {
+        for (unsigned e = BENCH_ENGINE_OMP; e < BENCH_ENGINE_COUNT; e++) {
+            const bench_result *b = find_result(rep, (bench_engine)e, r->threads);
+            double bm = b ? median_oneshot(b) : 0;
+            f->vs[e] = bm > 0 ? f->one.median / bm : 0;
+        }
+    }
+    f->contaminated = r->filter_oneshot.contaminated || r->filter_runonly.contaminated;
+    f->discarded = r->filter_oneshot.discarded + r->filter_runonly.discarded;
+}
+
+static int is_cholesky(const bench_report *rep)
+{
+    return rep->opts->shape == BENCH_SHAPE_CHOLESKY;
+}
+
+static void print_header(const bench_report *rep)
+{
+    const bench_options *o = rep->opts;
+    if (is_cholesky(rep)) {
+        printf("weft-bench: cholesky n=%" PRIu64 " tile=%zu: %zu tasks, %zu edges, depth %zu\n",
+               o->size, o->tile, rep->tasks, rep->edges, rep->depth);
+    } else {
+        printf("weft-bench: %s(%" PRIu64 ")%s%s%s grain %s (W=%" PRIu64 "): n=%zu m=%zu "
+               "depth=%zu fingerprint=%016" PRIx64 "\n",
+               bench_shape_name(o->shape), o->size, o->size_label ? " [" : "",
+               o->size_label ? o->size_label : "", o->size_label ? "]" : "",
+               bench_grain_name(o->grain), rep->iterations, rep->tasks, rep->edges,
+               rep->depth, rep->fingerprint);
+    }
+    printf("  %s\n", rep->verified);
+    printf("  bound work/span (weft_graph_analyze) = %.1f; %zu reps x %zu rounds; load filter "
+           "%s",
+           rep->bound, o->reps, o->rounds, o->filter ? "on" : "off");
+    if (o->filter)
+        printf(" (budget %.0f s per configuration)", o->budget_s);
+    printf("\n\n");
+}
+
+static void print_table(const bench_report *rep)
+{
+    int chol = is_cholesky(rep);
+    print_header(rep);
+    printf("%-8s %4s %14s %14s %11s %11s %11s %8s %9s", "engine", "T", "1shot ns/task",
+           "run ns/task", "wall med s", "min s", "max s", "speedup", "bound");
+    for (unsigned e = BENCH_ENGINE_OMP; e < BENCH_ENGINE_COUNT; e++) {
+        if ((rep->opts->baselines >> e) & 1u) {
+            char h[24];
+            snprintf(h, sizeof h, "vs %s", bench_engine_name((bench_engine)e));
+            printf(" %10s", h);
+        }
+    }
+    if (chol)
+        printf(" %9s %10s", "GFLOP/s", "residual");
+    printf("  notes\n");
+    for (size_t i = 0; i < rep->nresults; i++) {
+        const bench_result *r = &rep->results[i];
+        row_figures f;
+        figures(rep, r, &f);
+        double tasks = (double)rep->tasks;
+        printf("%-8s %4u %14.1f ", bench_engine_name(r->engine), r->threads,
+               f.one.median * 1e9 / tasks);
+        if (f.run.count)
+            printf("%14.1f", f.run.median * 1e9 / tasks);
+        else
+            printf("%14s", "-");
+        printf(" %11.4f %11.4f %11.4f %8.2f %9.1f", f.one.median, f.one.min, f.one.max,
+               f.speedup, rep->bound);
+        for (unsigned e = BENCH_ENGINE_OMP; e < BENCH_ENGINE_COUNT; e++) {
+            if (!((rep->opts->baselines >> e) & 1u))
+                continue;
+            if (f.vs[e] > 0)
+                printf(" %10.2f", f.vs[e]);
+            else
+                printf(" %10s", "-");
+        }
+        if (chol)
+            printf(" %9.2f %10.2e", f.one.median > 0 ? rep->flops / f.one.median * 1e-9 : 0,
+                   r->residual);
+        printf(" ");
+        if (f.contaminated)
+            printf(" contaminated");
+        if (f.discarded)
+            printf(" %u-dirty-reps-redone", f.discarded);
+        printf("\n");
+    }
+    if (rep->note != NULL)
+        printf("note: %s\n", rep->note);
+}
+
+static void print_counters(const bench_report *rep)
+{
+    for (size_t i = 0; i < rep->nresults; i++) {
+        const bench_result *r = &rep->results[i];
+        if (r->engine != BENCH_ENGINE_WEFT || r->counters == NULL)
+            continue;
+        printf("\nweft pool counters, T=%u (%s):\n", r->threads,
+               is_cholesky(rep) ? "last one-shot block" : "last run-only block, timed runs");
+        printf("%6s %12s %14s %12s %10s %12s\n", "slot", "tasks_run", "steals_tried",
+               "steals_ok", "parks", "parked_ms");
+        for (unsigned w = 0; w < r->ncounters; w++) {
+            const weft_worker_counters *c = &r->counters[w];
+            printf("%6u %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %10" PRIu64 " %12.3f\n", w,
+                   c->tasks_run, c->steals_tried, c->steals_ok, c->parks,
+                   (double)c->parked_ns * 1e-6);
+        }
+    }
+}
+
+static void json_num(const char *key, double v, int valid)
+{
+    if (valid)
+        printf(",\"%s\":%.9g", key, v);
+    else
+        printf(",\"%s\":null", key);
+}
+
+static void print_json(const bench_report *rep)
+{
+    const bench_options *o = rep->opts;
+    int chol = is_cholesky(rep);
+    for (size_t i = 0; i < rep->nresults; i++) {
+        const bench_result *r = &rep->results[i];
+        row_figures f;
+        figures(rep, r, &f);
+        double tasks = (double)rep->tasks;
+        printf("{\"engine\":\"%s\",\"shape\":\"%s\",\"size\":%" PRIu64,
+               bench_engine_name(r->engine), bench_shape_name(o->shape), o->size);
+        if (chol)
+            printf(",\"tile\":%zu,\"grain\":null", o->tile);
+        else
+            printf(",\"grain\":\"%s\"", bench_grain_name(o->grain));
+        printf(",\"threads\":%u,\"reps\":%zu,\"rounds\":%zu,\"samples\":%zu,\"tasks\":%zu",
+               r->threads, o->reps, o->rounds, f.one.count, rep->tasks);
+        json_num("ns_per_task", f.one.median * 1e9 / tasks, 1);
+        json_num("run_ns_per_task", f.run.median * 1e9 / tasks, f.run.count > 0);
+        json_num("wall_s", f.one.median, 1);
+        json_num("speedup", f.speedup, f.speedup > 0);
+        json_num("bound", rep->bound, 1);
+        json_num("min_s", f.one.min, 1);
+        json_num("max_s", f.one.max, 1);
+        printf(",\"contaminated\":%s,\"discarded\":%u", f.contaminated ? "true" : "false",
+               f.discarded);
+        if (chol) {
+            json_num("gflops", f.one.median > 0 ? rep->flops / f.one.median * 1e-9 : 0, 1);
+            json_num("residual", r->residual, 1);
+        }
+        if (r->engine == BENCH_ENGINE_WEFT) {
+            for (unsigned e = BENCH_ENGINE_OMP; e < BENCH_ENGINE_COUNT; e++) {
+                if ((o->baselines >> e) & 1u) {
+                    char key[24];
+                    snprintf(key, sizeof key, "vs_%s", bench_engine_name((bench_engine)e));
+                    json_num(key, f.vs[e], f.vs[e] > 0);
+                }
+            }
+            if (f.build.count) {
+                json_num("build_s", f.build.median, 1);
+                json_num("run_s", f.exec.median, 1);
+                json_num("destroy_s", f.destroy.median, 1);
+            }
+            printf(",\"workers\":[");
+            for (unsigned w = 0; w < r->ncounters; w++) {
+                const weft_worker_counters *c = &r->counters[w];
+                printf("%s{\"tasks_run\":%" PRIu64 ",\"steals_tried\":%" PRIu64
+                       ",\"steals_ok\":%" PRIu64 ",\"parks\":%" PRIu64 ",\"parked_ns\":%" PRIu64
+                       "}",
+                       w ? "," : "", c->tasks_run, c->steals_tried, c->steals_ok, c->parks,
+                       c->parked_ns);
+            }
+            printf("]");
+        }
+        if (rep->note != NULL)
+            printf(",\"note\":\"%s\"", rep->note);
+        printf("}\n");
+    }
+}
+
+void bench_report_print(const bench_report *rep)
+{
+    if (rep->opts->json) {
+        print_json(rep);
+    } else {
+        print_table(rep);
+        print_counters(rep);
+    }
+    fflush(stdout);
+}
