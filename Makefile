@@ -115,7 +115,7 @@ demo: all
 	@echo "== tiled Cholesky, n=2048, tile 256, all threads"; $(BUILD)/cholesky --n 2048 --tile 256
 	@echo "== scheduler benchmark (short)"; \
 	for s in fanout tree wavefront random; do \
-	  $(BUILD)/weft-bench --shape $$s --grain 10us --size small --threads 1,$$(nproc) --reps 3 --baseline omp,static || exit 1; \
+	  $(BUILD)/weft-bench --shape $$s --grain 10us --size small --threads 1,$$(nproc) --reps 3 --rounds 1 --budget 20 --baseline omp,static || exit 1; \
 	done
 
 clean:
