@@ -78,7 +78,7 @@ typedef struct dag_tmp {
     uint32_t *start;  /* n+2 entries: successors of v are succ[start[v] .. start[v+1]) */
     uint32_t *indeg;  /* n */
     uint32_t *order;  /* n: a topological order */
-    float *prio;      /* n */
+    double *prio;     /* n */
     uint32_t *prio_u32; /* n: scratch */
     int forward;      /* every edge goes from a lower to a higher id */
 } dag_tmp;
@@ -87,7 +87,7 @@ static void tmp_free(dag_tmp *t, size_t n) {
     wf_free(t->start, (n + 2) * sizeof(uint32_t));
     wf_free(t->indeg, (n ? n : 1) * sizeof(uint32_t));
     wf_free(t->order, (n ? n : 1) * sizeof(uint32_t));
-    wf_free(t->prio, (n ? n : 1) * sizeof(float));
+    wf_free(t->prio, (n ? n : 1) * sizeof(double));
     wf_free(t->prio_u32, (n ? n : 1) * sizeof(uint32_t));
 }
 
@@ -180,15 +180,16 @@ static weft_status measure(weft_graph *g, dag_tmp *t) {
     g->sources = wf_alloc((nsources ? nsources : 1) * sizeof(uint32_t), 4);
     if (!g->sources) return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
     g->nsources = nsources ? nsources : 1;
+    /* in double: span must be exact enough never to exceed work (nodes keep a float) */
     double work = 0, span = 0;
-    float *prio = t->prio;
+    double *prio = t->prio;
     const double *cost = g->cost;
     for (size_t k = n; k > 0; k--) {
         uint32_t v = order[k - 1];
-        float best = 0;
+        double best = 0;
         for (uint32_t i = start[v]; i < start[v + 1]; i++)
             if (prio[g->succ[i]] > best) best = prio[g->succ[i]];
-        prio[v] = (float)(cost[v] + best);
+        prio[v] = cost[v] + best;
         work += cost[v];
         if (prio[v] > span) span = prio[v];
     }
@@ -202,7 +203,7 @@ static weft_status measure(weft_graph *g, dag_tmp *t) {
         wf_gnode *nd = &g->nodes[v];
         nd->succ_begin = start[v];
         nd->succ_end = start[v + 1];
-        nd->prio = prio[v];
+        nd->prio = (float)prio[v];
         nd->indeg = indeg[v];
         atomic_store_explicit(&nd->pending, indeg[v], memory_order_relaxed);
         atomic_store_explicit(&nd->poisoned, 0, memory_order_relaxed);
@@ -256,7 +257,7 @@ weft_status wf_graph_build_dag(weft_graph *g) {
     weft_status st = wf_infer_access_edges(g);
     size_t n1 = n ? n : 1;
     dag_tmp t = {wf_calloc((n + 2) * sizeof(uint32_t), 4), wf_calloc(n1 * sizeof(uint32_t), 4),
-                 wf_alloc(n1 * sizeof(uint32_t), 4), wf_alloc(n1 * sizeof(float), 4),
+                 wf_alloc(n1 * sizeof(uint32_t), 4), wf_alloc(n1 * sizeof(double), 8),
                  wf_alloc(n1 * sizeof(uint32_t), 4), 0};
     g->level = wf_calloc(n1 * sizeof(uint32_t), 4);
     if (!st && (!t.start || !t.indeg || !t.order || !t.prio || !t.prio_u32 || !g->level))
