@@ -128,7 +128,10 @@ int bench_filter_available(void)
     return cpu_sample_take(&s);
 }
 
-/* Waits until a 0.2 s probe shows < 0.1 foreign CPUs, or the budget is spent. */
+/* Waits until a 0.2 s probe shows < 0.1 foreign CPUs and < 0.1 CPUs of this process's
+ * own idle threads (the probe sleeps, so any CPU this process uses meanwhile is a previous
+ * engine's threads still spin-waiting: OpenBLAS's server threads after a threaded
+ * LAPACKE call, libgomp's team), or the budget is spent. */
 static int wait_quiet(const bench_filter *filter, bench_filter_state *state)
 {
     while (state->spent_s < filter->budget_s) {
@@ -140,7 +143,8 @@ static int wait_quiet(const bench_filter *filter, bench_filter_state *state)
             return -1;
         double wall = b.wall_s - a.wall_s;
         state->spent_s += wall;
-        if (foreign_cpu_s(&a, &b) < PROBE_MAX_FOREIGN_CPUS * wall)
+        if (foreign_cpu_s(&a, &b) < PROBE_MAX_FOREIGN_CPUS * wall &&
+            b.self_s - a.self_s < PROBE_MAX_FOREIGN_CPUS * wall)
             return 0;
     }
     return 0;

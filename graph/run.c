@@ -31,45 +31,62 @@ static unsigned affinity_slot(const weft_pool *pool, uint32_t aff, uint32_t id) 
     return t->group_slots[t->group_first[index] + id % size];
 }
 
-/* A successor became ready: route it by affinity, keep it as this worker's next task if
- * it has the highest priority so far, else push it (without waking: the caller wakes
- * once per batch). Returns 1 if something was pushed. */
-static int make_ready(weft_pool *pool, wf_worker *w, wf_gnode *nd, wf_gnode **kept) {
+/* Routes a ready task by its affinity hint; returns 1 if it went to another slot. */
+static int route_affine(weft_pool *pool, wf_worker *w, wf_gnode *nd) {
     const weft_graph *g = nd->graph;
     uint32_t id = (uint32_t)(nd - g->nodes);
-    if (g->affinity && g->affinity[id]) {
-        unsigned slot = affinity_slot(pool, g->affinity[id], id);
-        if (slot < pool->nslots && slot != w->index) {
-            wf_spawn_affine(pool, w, &nd->job, slot);
-            return 0;
-        }
-    }
-    if (!*kept) {
-        *kept = nd;
-        return 0;
-    }
-    if (nd->prio > (*kept)->prio) {
-        wf_gnode *old = *kept;
-        *kept = nd;
-        nd = old;
-    }
-    wf_push(pool, w, &nd->job);
+    if (!g->affinity || !g->affinity[id]) return 0;
+    unsigned slot = affinity_slot(pool, g->affinity[id], id);
+    if (slot >= pool->nslots || slot == w->index) return 0;
+    wf_spawn_affine(pool, w, &nd->job, slot);
     return 1;
 }
 
-/* Decrements the successors succ[0 .. n) (poisoning them first if `poison`), makes the
- * ready ones ready, and returns the one to run next. After the last decrement the graph
- * may be finished and destroyed by its caller: nothing of it is read afterwards. */
+/* Pushes ready[0 .. n) by decreasing priority, so that thieves (who take the oldest job)
+ * get the most urgent first; insertion sort, n is small. */
+static void push_by_priority(weft_pool *pool, wf_worker *w, wf_gnode **ready, unsigned n) {
+    for (unsigned i = 1; i < n; i++) {
+        wf_gnode *x = ready[i];
+        unsigned j = i;
+        for (; j > 0 && ready[j - 1]->prio < x->prio; j--) ready[j] = ready[j - 1];
+        ready[j] = x;
+    }
+    for (unsigned i = 0; i < n; i++) wf_push(pool, w, &ready[i]->job);
+}
+
+#define READY_BATCH 16
+
+/* Decrements the successors succ[0 .. n) (poisoning them first if `poison`). Of those
+ * that become ready, the highest-priority one is returned to run next on this worker
+ * (critical path first); the others are pushed, by decreasing priority within each batch
+ * of READY_BATCH, then one wake-up is issued. After the last decrement the graph may be
+ * finished and destroyed by its caller: nothing of it is read afterwards. */
 static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
                          const weft_task_id *succ, uint32_t n, uint32_t poison) {
-    wf_gnode *kept = NULL;
-    int pushed = 0;
+    wf_gnode *kept = NULL, *ready[READY_BATCH];
+    unsigned nready = 0, pushed = 0;
     for (uint32_t i = 0; i < n; i++) {
         wf_gnode *s = &nodes[succ[i]];
         if (poison) wf_store_relaxed(&s->poisoned, 1); /* published by the release below */
-        if (wf_sub_acq_rel(&s->pending, 1) == 1) pushed |= make_ready(pool, w, s, &kept);
+        if (wf_sub_acq_rel(&s->pending, 1) != 1 || route_affine(pool, w, s)) continue;
+        if (!kept) {
+            kept = s;
+            continue;
+        }
+        if (s->prio > kept->prio) { /* s becomes the next task; the old one is pushed */
+            wf_gnode *t = kept;
+            kept = s;
+            s = t;
+        }
+        if (nready == READY_BATCH) {
+            push_by_priority(pool, w, ready, nready);
+            pushed += nready;
+            nready = 0;
+        }
+        ready[nready++] = s;
     }
-    if (pushed) wf_wake_for_work(pool);
+    push_by_priority(pool, w, ready, nready);
+    if (pushed + nready) wf_wake_for_work(pool);
     return kept;
 }
 
@@ -160,12 +177,11 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
         }
         /* every node's job.run and the counters above are published to other workers by
          * the release of the pushes below */
-        for (size_t i = 0; i < g->stats.sources; i++) {
-            wf_gnode *src = &g->nodes[g->sources[i]];
-            wf_gnode *kept = NULL;
-            make_ready(pool, w, src, &kept); /* routes it by affinity, or hands it back */
-            if (kept) wf_spawn(pool, w, &kept->job);
+        for (size_t i = g->stats.sources; i > 0; i--) { /* the caller pops source 0 first */
+            wf_gnode *src = &g->nodes[g->sources[i - 1]];
+            if (!route_affine(pool, w, src)) wf_push(pool, w, &src->job);
         }
+        wf_wake_for_work(pool);
         wf_help_until_zero(w, &g->sinks_left);
         if (entered) wf_leave(pool);
     }
