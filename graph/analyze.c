@@ -133,17 +133,14 @@ static weft_status build_csr(weft_graph *g, dag_tmp *t) {
     return WEFT_OK;
 }
 
-/* A topological order: the identity when every edge goes from a lower to a higher id
- * (graphs built in program order, and every access-inferred edge), else Kahn's
- * algorithm. Returns WEFT_ERR_CYCLE naming a task on a cycle. */
-static weft_status topo_order(weft_graph *g, dag_tmp *t, int forward) {
+/* A topological order: none is stored (g->order stays NULL, meaning the identity) when
+ * every edge goes from a lower to a higher id (graphs built in program order, and every
+ * access-inferred edge); else Kahn's algorithm. WEFT_ERR_CYCLE names a task on a cycle. */
+static weft_status topo_order(weft_graph *g, dag_tmp *t) {
     size_t n = g->n;
+    if (t->forward) return WEFT_OK;
     const uint32_t *start = t->start;
     uint32_t *order = t->order;
-    if (forward) {
-        for (size_t v = 0; v < n; v++) order[v] = (uint32_t)v;
-        return WEFT_OK;
-    }
     uint32_t *remaining = t->prio_u32; /* scratch: in-degrees consumed by the walk */
     memcpy(remaining, t->indeg, n * sizeof(uint32_t));
     size_t head = 0, tail = 0;
@@ -154,7 +151,11 @@ static weft_status topo_order(weft_graph *g, dag_tmp *t, int forward) {
         for (uint32_t i = start[v]; i < start[v + 1]; i++)
             if (--remaining[g->succ[i]] == 0) order[tail++] = g->succ[i];
     }
-    if (tail == n) return WEFT_OK;
+    if (tail == n) {
+        g->order = order;
+        t->order = NULL;
+        return WEFT_OK;
+    }
     for (size_t v = 0; v < n; v++) { /* the nodes' lists, for the cycle walk */
         g->nodes[v].succ_begin = start[v];
         g->nodes[v].succ_end = start[v + 1];
@@ -162,30 +163,20 @@ static weft_status topo_order(weft_graph *g, dag_tmp *t, int forward) {
     return report_cycle(g, remaining);
 }
 
-/* Levels (forward over the order), priorities = cost-weighted longest path to a sink
- * (backward), work, span, widths; then the one pass that writes the nodes. */
-static weft_status measure(weft_graph *g, dag_tmp *t) {
+#define ORDER(g, k) ((g)->order ? (g)->order[k] : (uint32_t)(k))
+
+/* Priorities = cost-weighted longest path to a sink (backward over the order), work and
+ * span; then the one pass that writes the nodes, finds the sources and counts the
+ * release leaves. Levels are left to wf_graph_levels (only statistics need them). */
+static weft_status measure(weft_graph *g, dag_tmp *t, size_t *leaves) {
     size_t n = g->n;
-    const uint32_t *start = t->start, *order = t->order, *indeg = t->indeg;
-    uint32_t *level = g->level;
-    size_t nsources = 0, levels = 0, max_width = 0;
-    uint32_t nsinks = 0;
-    for (size_t k = 0; k < n; k++) {
-        uint32_t v = order[k], lv = level[v] + 1;
-        for (uint32_t i = start[v]; i < start[v + 1]; i++)
-            if (level[g->succ[i]] < lv) level[g->succ[i]] = lv;
-        nsources += indeg[v] == 0;
-        nsinks += start[v] == start[v + 1];
-    }
-    g->sources = wf_alloc((nsources ? nsources : 1) * sizeof(uint32_t), 4);
-    if (!g->sources) return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
-    g->nsources = nsources ? nsources : 1;
+    const uint32_t *start = t->start, *indeg = t->indeg;
     /* in double: span must be exact enough never to exceed work (nodes keep a float) */
     double work = 0, span = 0;
     double *prio = t->prio;
     const double *cost = g->cost;
     for (size_t k = n; k > 0; k--) {
-        uint32_t v = order[k - 1];
+        uint32_t v = ORDER(g, k - 1);
         double best = 0;
         for (uint32_t i = start[v]; i < start[v + 1]; i++)
             if (prio[g->succ[i]] > best) best = prio[g->succ[i]];
@@ -193,13 +184,15 @@ static weft_status measure(weft_graph *g, dag_tmp *t) {
         work += cost[v];
         if (prio[v] > span) span = prio[v];
     }
-    uint32_t *width = t->prio_u32; /* scratch, zeroed here */
-    memset(width, 0, n * sizeof(uint32_t));
-    size_t ns = 0;
-    for (size_t v = 0; v < n; v++) { /* the one pass over the nodes */
-        if (level[v] + 1 > levels) levels = level[v] + 1;
-        if (++width[level[v]] > max_width) max_width = width[level[v]];
-        if (indeg[v] == 0) g->sources[ns++] = (uint32_t)v;
+    uint32_t *sources = t->prio_u32; /* scratch, copied below */
+    size_t nsources = 0;
+    uint32_t nsinks = 0;
+    *leaves = 0;
+    for (size_t v = 0; v < n; v++) {
+        uint32_t d = start[v + 1] - start[v];
+        if (indeg[v] == 0) sources[nsources++] = (uint32_t)v;
+        nsinks += d == 0;
+        if (d > 2 * WF_RELEASE_LEAF) *leaves += (d + WF_RELEASE_LEAF - 1) / WF_RELEASE_LEAF;
         wf_gnode *nd = &g->nodes[v];
         nd->succ_begin = start[v];
         nd->succ_end = start[v + 1];
@@ -208,26 +201,22 @@ static weft_status measure(weft_graph *g, dag_tmp *t) {
         atomic_store_explicit(&nd->pending, indeg[v], memory_order_relaxed);
         atomic_store_explicit(&nd->poisoned, 0, memory_order_relaxed);
     }
+    g->sources = wf_alloc((nsources ? nsources : 1) * sizeof(uint32_t), 4);
+    if (!g->sources) return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
+    memcpy(g->sources, sources, nsources * sizeof(uint32_t));
+    g->nsources = nsources ? nsources : 1;
     g->nsinks = nsinks;
     g->stats.tasks = n;
     g->stats.sources = nsources;
-    g->stats.levels = levels;
-    g->stats.max_width = max_width;
     g->stats.work = work;
     g->stats.span = span;
     g->stats.parallelism = span > 0 ? work / span : 0;
-    g->order = t->order;
-    t->order = NULL;
     return WEFT_OK;
 }
 
 /* Release leaves for the tasks with more than 2 * WF_RELEASE_LEAF successors. */
-static weft_status plan_release(weft_graph *g) {
-    size_t n = g->n, leaves = 0;
-    for (size_t v = 0; v < n; v++) {
-        uint32_t d = g->nodes[v].succ_end - g->nodes[v].succ_begin;
-        if (d > 2 * WF_RELEASE_LEAF) leaves += (d + WF_RELEASE_LEAF - 1) / WF_RELEASE_LEAF;
-    }
+static weft_status plan_release(weft_graph *g, size_t leaves) {
+    size_t n = g->n;
     if (leaves == 0) return WEFT_OK;
     g->release_first = wf_alloc((n ? n : 1) * sizeof(uint32_t), 4);
     g->release = wf_alloc(leaves * sizeof(wf_release), WF_CACHE_LINE);
@@ -253,37 +242,61 @@ static weft_status plan_release(weft_graph *g) {
 }
 
 weft_status wf_graph_build_dag(weft_graph *g) {
-    size_t explicit_edges = g->nedges, n = g->n;
+    size_t explicit_edges = g->nedges, n = g->n, leaves = 0;
     weft_status st = wf_infer_access_edges(g);
     size_t n1 = n ? n : 1;
     dag_tmp t = {wf_calloc((n + 2) * sizeof(uint32_t), 4), wf_calloc(n1 * sizeof(uint32_t), 4),
                  wf_alloc(n1 * sizeof(uint32_t), 4), wf_alloc(n1 * sizeof(double), 8),
                  wf_alloc(n1 * sizeof(uint32_t), 4), 0};
-    g->level = wf_calloc(n1 * sizeof(uint32_t), 4);
-    if (!st && (!t.start || !t.indeg || !t.order || !t.prio || !t.prio_u32 || !g->level))
+    if (!st && (!t.start || !t.indeg || !t.order || !t.prio || !t.prio_u32))
         st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory analysing %zu tasks", n);
     if (!st) st = build_csr(g, &t);
     g->nedges = explicit_edges; /* inferred edges live in the CSR only */
-    if (!st) st = topo_order(g, &t, t.forward);
-    if (!st) st = measure(g, &t);
-    if (!st) st = plan_release(g);
+    if (!st) st = topo_order(g, &t);
+    if (!st) st = measure(g, &t, &leaves);
+    if (!st) st = plan_release(g, leaves);
     tmp_free(&t, n);
     if (st) {
         wf_free(g->succ, g->nsucc * sizeof(*g->succ));
         wf_free(g->sources, g->nsources * sizeof(*g->sources));
-        wf_free(g->level, (g->n ? g->n : 1) * sizeof(*g->level));
         wf_free(g->order, (g->n ? g->n : 1) * sizeof(*g->order));
         wf_free(g->release_first, (g->n ? g->n : 1) * sizeof(*g->release_first));
         g->order = NULL;
         g->release_first = NULL;
         g->succ = NULL;
         g->sources = NULL;
-        g->level = NULL;
         g->nsucc = g->nsources = 0;
         return st;
     }
     g->measured_valid = 0;
     g->dirty = 0;
+    return WEFT_OK;
+}
+
+/* Topological levels (0 for sources) and the level statistics, computed on first need
+ * after an analysis. */
+static weft_status levels_compute(weft_graph *g) {
+    if (g->level) return WEFT_OK;
+    size_t n = g->n, levels = 0, max_width = 0;
+    uint32_t *level = wf_calloc((n ? n : 1) * sizeof(uint32_t), 4);
+    uint32_t *width = wf_calloc((n ? n : 1) * sizeof(uint32_t), 4);
+    if (!level || !width) {
+        wf_free(level, (n ? n : 1) * sizeof(uint32_t));
+        wf_free(width, (n ? n : 1) * sizeof(uint32_t));
+        return wf_error(WEFT_ERR_NOMEM, "task graph: out of memory computing levels");
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint32_t v = ORDER(g, k), lv = level[v] + 1;
+        const wf_gnode *nd = &g->nodes[v];
+        for (uint32_t i = nd->succ_begin; i < nd->succ_end; i++)
+            if (level[g->succ[i]] < lv) level[g->succ[i]] = lv;
+        if (lv > levels) levels = lv;
+        if (++width[level[v]] > max_width) max_width = width[level[v]];
+    }
+    wf_free(width, (n ? n : 1) * sizeof(uint32_t));
+    g->level = level;
+    g->stats.levels = levels;
+    g->stats.max_width = max_width;
     return WEFT_OK;
 }
 
@@ -294,15 +307,15 @@ static void measured_stats(weft_graph *g) {
     double *best = wf_calloc((n ? n : 1) * sizeof(double), 8);
     if (!best) return; /* measured figures stay 0 */
     for (size_t k = n; k > 0; k--) { /* reverse topological order */
-            uint32_t v = g->order[k - 1];
-            const wf_gnode *nd = &g->nodes[v];
-            double b = 0;
-            for (uint32_t i = nd->succ_begin; i < nd->succ_end; i++)
-                if (best[g->succ[i]] > b) b = best[g->succ[i]];
-            best[v] = (double)g->measured_ns[v] * 1e-9 + b;
-            work += (double)g->measured_ns[v] * 1e-9;
-            if (best[v] > span) span = best[v];
-        }
+        uint32_t v = ORDER(g, k - 1);
+        const wf_gnode *nd = &g->nodes[v];
+        double b = 0;
+        for (uint32_t i = nd->succ_begin; i < nd->succ_end; i++)
+            if (best[g->succ[i]] > b) b = best[g->succ[i]];
+        best[v] = (double)g->measured_ns[v] * 1e-9 + b;
+        work += (double)g->measured_ns[v] * 1e-9;
+        if (best[v] > span) span = best[v];
+    }
     wf_free(best, (n ? n : 1) * sizeof(double));
     g->stats.measured_work_s = work;
     g->stats.measured_span_s = span;
@@ -311,10 +324,9 @@ static void measured_stats(weft_graph *g) {
 weft_status weft_graph_analyze(weft_graph *g, weft_graph_stats *out) {
     if (!g) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_analyze: graph is NULL");
     if (atomic_load(&g->running)) return wf_error(WEFT_ERR_BUSY, "weft_graph_analyze: the graph is running");
-    if (g->dirty) {
-        weft_status st = wf_graph_build_dag(g);
-        if (st) return st;
-    }
+    weft_status st = g->dirty ? wf_graph_build_dag(g) : WEFT_OK;
+    if (!st) st = levels_compute(g);
+    if (st) return st;
     if (g->measured_valid && g->measured_ns) {
         measured_stats(g);
     } else {
@@ -325,10 +337,13 @@ weft_status weft_graph_analyze(weft_graph *g, weft_graph_stats *out) {
     return WEFT_OK;
 }
 
-weft_status weft_graph_task_level(const weft_graph *g, weft_task_id t, size_t *level) {
-    if (!g || !level) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_task_level: NULL argument");
-    if (g->dirty) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_task_level: graph not analysed");
-    if (t >= g->n) return wf_error(WEFT_ERR_RANGE, "weft_graph_task_level: task id %u of %zu", t, g->n);
+weft_status weft_graph_task_level(const weft_graph *cg, weft_task_id t, size_t *level) {
+    if (!cg || !level) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_task_level: NULL argument");
+    if (cg->dirty) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_task_level: graph not analysed");
+    if (t >= cg->n) return wf_error(WEFT_ERR_RANGE, "weft_graph_task_level: task id %u of %zu", t, cg->n);
+    weft_graph *g = (weft_graph *)cg; /* levels are a cache of the analysis */
+    weft_status st = levels_compute(g);
+    if (st) return st;
     *level = g->level[t];
     return WEFT_OK;
 }

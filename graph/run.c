@@ -68,7 +68,11 @@ static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
     for (uint32_t i = 0; i < n; i++) {
         wf_gnode *s = &nodes[succ[i]];
         if (poison) wf_store_relaxed(&s->poisoned, 1); /* published by the release below */
-        if (wf_sub_acq_rel(&s->pending, 1) != 1 || route_affine(pool, w, s)) continue;
+        /* A task with one predecessor is ready now: no counter to decrement, so its
+         * line is only read (its effects reach the runner through this thread or the
+         * push's release). Otherwise acq_rel, see the top of the file. */
+        if ((s->indeg != 1 && wf_sub_acq_rel(&s->pending, 1) != 1) || route_affine(pool, w, s))
+            continue;
         if (!kept) {
             kept = s;
             continue;
@@ -96,8 +100,8 @@ static wf_gnode *node_exec(wf_gnode *nd, wf_worker *w) {
     weft_pool *pool = w->pool;
     uint32_t id = (uint32_t)(nd - g->nodes);
     uint32_t skip = wf_load_relaxed(&nd->poisoned); /* ordered by the acquire on pending */
-    wf_store_relaxed(&nd->pending, nd->indeg);       /* ready for the next run */
-    wf_store_relaxed(&nd->poisoned, 0);
+    if (nd->indeg > 1) wf_store_relaxed(&nd->pending, nd->indeg); /* ready for next run */
+    if (skip) wf_store_relaxed(&nd->poisoned, 0);
     if (!skip) {
         int timed = g->measuring || pool->trace_on;
         uint64_t t0 = timed ? wf_now_ns() : 0;
