@@ -147,7 +147,10 @@ struct weft_pool {
     WF_CACHE_ALIGNED pthread_mutex_t overflow_lock;
     wf_job *overflow_head, *overflow_tail;
     _Atomic size_t overflow_n;
-    /* Threads in the spinning phase of looking for work (pool.c: wake_for_new_work). */
+    /* Time of the last weft_pool_counters_reset: a park that began earlier counts only
+     * from then on. */
+    _Atomic uint64_t counters_reset_ns;
+    /* Threads in the spinning phase of looking for work (pool.c: wf_wake_for_work). */
     WF_CACHE_ALIGNED _Atomic uint32_t searching;
     WF_CACHE_ALIGNED _Atomic int stopping;
 };

@@ -208,7 +208,8 @@ static wf_job *wait_for_work(wf_worker *w, const _Atomic uint32_t *pending) {
         uint64_t t0 = wf_now_ns();
         wf_bump_owner(&w->parks, 1); /* counted when it parks: an idle pool shows it */
         wf_ec_commit(&pool->ec, ticket);
-        wf_bump_owner(&w->parked_ns, wf_now_ns() - t0);
+        uint64_t reset = wf_load_relaxed(&pool->counters_reset_ns);
+        wf_bump_owner(&w->parked_ns, wf_now_ns() - (t0 > reset ? t0 : reset));
     }
 out:
     wf_store_relaxed(&w->looking, 0);

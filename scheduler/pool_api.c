@@ -190,6 +190,7 @@ weft_status weft_pool_counters(const weft_pool *pool, unsigned worker, weft_work
 
 void weft_pool_counters_reset(weft_pool *pool) {
     if (!pool) return;
+    wf_store_relaxed(&pool->counters_reset_ns, wf_now_ns());
     for (unsigned i = 0; i < pool->nslots; i++) {
         wf_worker *w = pool->slots[i];
         wf_store_relaxed(&w->tasks_run, 0);
