@@ -46,16 +46,21 @@ void weft_graph_destroy(weft_graph *g) {
     wf_free(g, sizeof(*g));
 }
 
-/* Every mutation makes the analysis stale; a running graph may not change. */
+/* A graph may be changed only when it exists and is not running. */
 static weft_status mutable_graph(weft_graph *g, const char *fn) {
     if (!g) return wf_error(WEFT_ERR_INVALID_ARG, "%s: graph is NULL", fn);
     if (atomic_load(&g->running))
         return wf_error(WEFT_ERR_BUSY, "%s: the graph is running", fn);
+    return WEFT_OK;
+}
+
+/* A change that succeeded makes the analysis stale (called after validation, so a
+ * rejected call leaves the analysis and the arrays it handed out intact). */
+static void invalidate(weft_graph *g) {
     if (!g->dirty) {
         free_run_side(g);
         g->dirty = 1;
     }
-    return WEFT_OK;
 }
 
 static weft_status check_task(const weft_graph *g, weft_task_id t, const char *fn) {
@@ -106,7 +111,8 @@ static int grow_tasks(weft_graph *g, size_t need) {
 /* Allocates a lazily created per-task array (zeroed) of cap entries. */
 int wf_graph_side_alloc(weft_graph *g, void **arr, size_t elem) {
     if (*arr) return 0;
-    *arr = wf_calloc((g->cap ? g->cap : 1) * elem, 16);
+    if (g->cap == 0 && grow_tasks(g, 1)) return -1; /* freed as cap * elem: cap >= 1 */
+    *arr = wf_calloc(g->cap * elem, 16);
     return *arr ? 0 : -1;
 }
 
@@ -116,6 +122,7 @@ weft_status weft_graph_reserve(weft_graph *g, size_t tasks, size_t edges) {
     if (tasks >= WEFT_TASK_NONE || edges >= UINT32_MAX)
         return wf_error(WEFT_ERR_RANGE, "weft_graph_reserve: %zu tasks, %zu edges: too many",
                         tasks, edges);
+    if (tasks > g->cap) invalidate(g); /* the nodes move: release leaves point at them */
     if (grow_tasks(g, tasks) ||
         wf_array_reserve((void **)&g->edges, &g->edges_cap, edges, sizeof(*g->edges)))
         return wf_error(WEFT_ERR_NOMEM, "weft_graph_reserve: out of memory for %zu tasks and "
@@ -130,16 +137,19 @@ weft_status weft_graph_add_task(weft_graph *g, weft_task_fn fn, void *arg, const
     if (!fn) return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_add_task: fn is NULL");
     if (g->n >= WEFT_TASK_NONE - 1)
         return wf_error(WEFT_ERR_RANGE, "weft_graph_add_task: too many tasks");
+    size_t name_len = name ? strlen(name) + 1 : 0;
+    if (g->names_len + name_len >= WF_NO_NAME)
+        return wf_error(WEFT_ERR_RANGE, "weft_graph_add_task: more than 4 GiB of task names");
+    invalidate(g);
     if (g->n == g->cap && grow_tasks(g, g->n + 1))
         return wf_error(WEFT_ERR_NOMEM, "weft_graph_add_task: out of memory at task %zu", g->n);
     uint32_t name_off = WF_NO_NAME;
     if (name) {
-        size_t len = strlen(name) + 1;
-        if (wf_array_reserve((void **)&g->names, &g->names_cap, g->names_len + len, 1))
+        if (wf_array_reserve((void **)&g->names, &g->names_cap, g->names_len + name_len, 1))
             return wf_error(WEFT_ERR_NOMEM, "weft_graph_add_task: out of memory at task %zu", g->n);
-        memcpy(g->names + g->names_len, name, len);
+        memcpy(g->names + g->names_len, name, name_len);
         name_off = (uint32_t)g->names_len;
-        g->names_len += len;
+        g->names_len += name_len;
     }
     wf_gnode *nd = &g->nodes[g->n];
     *nd = (wf_gnode){.job.run = wf_graph_node_run, .fn = fn, .arg = arg, .graph = g};
@@ -156,6 +166,7 @@ weft_status weft_graph_set_cost(weft_graph *g, weft_task_id t, double cost) {
     if (!isfinite(cost) || cost < 0)
         return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_set_cost: cost %g of task %u must be "
                         "finite and >= 0", cost, t);
+    invalidate(g); /* priorities, work and span change */
     g->cost[t] = cost;
     return WEFT_OK;
 }
@@ -168,6 +179,7 @@ weft_status weft_graph_set_affinity(weft_graph *g, weft_task_id t, weft_affinity
         return wf_error(WEFT_ERR_INVALID_ARG, "weft_graph_set_affinity: unknown kind %d", (int)kind);
     if (index > WF_AFF_INDEX_MASK)
         return wf_error(WEFT_ERR_RANGE, "weft_graph_set_affinity: index %u too large", index);
+    /* a hint is read at run time only: the analysis stays valid */
     if (kind != WEFT_AFFINITY_NONE && wf_graph_side_alloc(g, (void **)&g->affinity, sizeof(uint32_t)))
         return wf_error(WEFT_ERR_NOMEM, "weft_graph_set_affinity: out of memory");
     if (g->affinity) g->affinity[t] = kind == WEFT_AFFINITY_NONE ? 0 : ((uint32_t)kind << WF_AFF_KIND_SHIFT) | index;
@@ -186,6 +198,7 @@ weft_status weft_graph_add_edge(weft_graph *g, weft_task_id before, weft_task_id
     if (st || (st = check_task(g, before, "weft_graph_add_edge")) ||
         (st = check_task(g, after, "weft_graph_add_edge")))
         return st;
+    invalidate(g);
     return wf_graph_push_edge(g, before, after);
 }
 
@@ -196,6 +209,7 @@ static weft_status add_access(weft_graph *g, weft_task_id t, weft_access_mode mo
     if (mode != WEFT_READ && mode != WEFT_WRITE && mode != WEFT_READWRITE)
         return wf_error(WEFT_ERR_INVALID_ARG, "%s: invalid access mode %d for task %u", fn,
                         (int)mode, t);
+    invalidate(g);
     if (wf_array_reserve((void **)&g->acc, &g->acc_cap, g->nacc + 1, sizeof(*g->acc)))
         return wf_error(WEFT_ERR_NOMEM, "%s: out of memory", fn);
     g->acc[g->nacc++] = (wf_access){.task = t, .mode = (uint8_t)mode, .space = (uint8_t)space,

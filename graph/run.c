@@ -31,15 +31,15 @@ static unsigned affinity_slot(const weft_pool *pool, uint32_t aff, uint32_t id) 
     return t->group_slots[t->group_first[index] + id % size];
 }
 
-/* Routes a ready task by its affinity hint; returns 1 if it went to another slot. */
+/* Routes a ready task by its affinity hint: 0 if it has none (or names this slot), else
+ * it has been queued: 2 in another slot's inbox (wake everyone), 1 on this worker. */
 static int route_affine(weft_pool *pool, wf_worker *w, wf_gnode *nd) {
     const weft_graph *g = nd->graph;
     uint32_t id = (uint32_t)(nd - g->nodes);
     if (!g->affinity || !g->affinity[id]) return 0;
     unsigned slot = affinity_slot(pool, g->affinity[id], id);
-    if (slot >= pool->nslots || slot == w->index) return 0;
-    wf_spawn_affine(pool, w, &nd->job, slot);
-    return 1;
+    if (slot >= pool->nslots || (w && slot == w->index)) return 0;
+    return 1 + wf_push_affine(pool, w, &nd->job, slot);
 }
 
 /* Pushes ready[0 .. n) by decreasing priority, so that thieves (who take the oldest job)
@@ -64,15 +64,19 @@ static void push_by_priority(weft_pool *pool, wf_worker *w, wf_gnode **ready, un
 static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
                          const weft_task_id *succ, uint32_t n, uint32_t poison) {
     wf_gnode *kept = NULL, *ready[READY_BATCH];
-    unsigned nready = 0, pushed = 0;
+    unsigned nready = 0, pushed = 0, routed = 0;
     for (uint32_t i = 0; i < n; i++) {
         wf_gnode *s = &nodes[succ[i]];
         if (poison) wf_store_relaxed(&s->poisoned, 1); /* published by the release below */
         /* A task with one predecessor is ready now: no counter to decrement, so its
          * line is only read (its effects reach the runner through this thread or the
          * push's release). Otherwise acq_rel, see the top of the file. */
-        if ((s->indeg != 1 && wf_sub_acq_rel(&s->pending, 1) != 1) || route_affine(pool, w, s))
+        if (s->indeg != 1 && wf_sub_acq_rel(&s->pending, 1) != 1) continue;
+        int r = route_affine(pool, w, s);
+        if (r) {
+            routed |= r;
             continue;
+        }
         if (!kept) {
             kept = s;
             continue;
@@ -90,7 +94,10 @@ static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
         ready[nready++] = s;
     }
     push_by_priority(pool, w, ready, nready);
-    if (pushed + nready) wf_wake_for_work(pool);
+    if (routed & 2) /* an inbox's owner may be parked: wake everyone */
+        wf_ec_notify_all(&pool->ec);
+    else if (pushed + nready || routed)
+        wf_wake_for_work(pool);
     return kept;
 }
 
@@ -125,7 +132,7 @@ static wf_gnode *node_exec(wf_gnode *nd, wf_worker *w) {
             wf_wake_waiters(pool); /* g may be gone once the caller sees zero */
         return NULL;
     }
-    if (g->release_first && g->release_first[id] != UINT32_MAX) {
+    if (nsucc > 2 * WF_RELEASE_LEAF && g->release_first[id] != UINT32_MAX) {
         /* many successors: push all leaves but the first, release the first here */
         wf_release *leaf = &g->release[g->release_first[id]];
         uint32_t nleaves = (nsucc + WF_RELEASE_LEAF - 1) / WF_RELEASE_LEAF;
@@ -157,12 +164,10 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
     int idle = 0;
     if (!atomic_compare_exchange_strong(&g->running, &idle, 1))
         return wf_error(WEFT_ERR_BUSY, "weft_graph_run: the graph is already running");
-    weft_status st = WEFT_OK;
-    if (g->dirty) {
-        atomic_store(&g->running, 0); /* analyze refuses a running graph */
-        st = weft_graph_analyze(g, NULL);
-        if (st) return st;
-        atomic_store(&g->running, 1);
+    weft_status st = g->dirty ? wf_graph_build_dag(g) : WEFT_OK;
+    if (st) {
+        atomic_store(&g->running, 0);
+        return st;
     }
     atomic_store_explicit(&g->fail_task, WEFT_TASK_NONE, memory_order_relaxed);
     atomic_store_explicit(&g->skipped, 0, memory_order_relaxed);
@@ -174,19 +179,24 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
     if (g->n > 0) {
         atomic_store_explicit(&g->sinks_left, g->nsinks, memory_order_relaxed);
         int entered;
-        wf_worker *w = wf_enter(pool, &entered);
-        if (!w) {
-            atomic_store(&g->running, 0);
-            return wf_error(WEFT_ERR_BUSY, "weft_graph_run: pools nested too deeply");
-        }
+        wf_worker *w = wf_enter(pool, &entered); /* NULL: no slot to be had, see wf_enter */
         /* every node's job.run and the counters above are published to other workers by
          * the release of the pushes below */
+        int routed = 0;
         for (size_t i = g->stats.sources; i > 0; i--) { /* the caller pops source 0 first */
             wf_gnode *src = &g->nodes[g->sources[i - 1]];
-            if (!route_affine(pool, w, src)) wf_push(pool, w, &src->job);
+            int r = route_affine(pool, w, src);
+            if (!r) wf_push(pool, w, &src->job);
+            routed |= r;
         }
-        wf_wake_for_work(pool);
-        wf_help_until_zero(w, &g->sinks_left);
+        if (routed & 2)
+            wf_ec_notify_all(&pool->ec);
+        else
+            wf_wake_for_work(pool);
+        if (w)
+            wf_help_until_zero(w, &g->sinks_left);
+        else
+            wf_wait_without_slot(pool, &g->sinks_left);
         if (entered) wf_leave(pool);
     }
     g->measured_valid = g->measuring;

@@ -97,8 +97,7 @@ typedef struct wf_trace_buf {
     size_t n, cap;
     char *text;
     size_t text_len, text_cap;
-    const char *last_name; /* name pointer of the last copy, to share it */
-    size_t last_off;
+    size_t last_off; /* the last copied name, shared by consecutive events */
     uint64_t dropped; /* events lost to allocation failure */
 } wf_trace_buf;
 
@@ -157,19 +156,26 @@ struct weft_pool {
 
 /* The slot of the calling thread in `pool`, or NULL. */
 wf_worker *wf_current_worker(const struct weft_pool *pool);
-/* Takes slot 0 for an outside thread (blocking while another outside thread has it) and
- * returns it; wf_leave releases it. For a thread that already has a slot in this pool,
- * returns that slot and *entered = 0 (then wf_leave must not be called). */
+/* Returns the calling thread's slot in `pool` with *entered = 0 if it has one (also one
+ * held further down its stack of entered pools). Otherwise takes slot 0 (*entered = 1;
+ * release with wf_leave): an outside thread waits for it; a thread that holds a slot of
+ * another pool only tries, and gets NULL if slot 0 is busy (or past 8 nested pools):
+ * it must then work without a slot (wf_push with w = NULL, wf_wait_without_slot). */
 wf_worker *wf_enter(struct weft_pool *pool, int *entered);
 void wf_leave(struct weft_pool *pool);
+/* Blocks (parked, no CPU) until *pending == 0, for a thread without a slot. */
+void wf_wait_without_slot(struct weft_pool *pool, const _Atomic uint32_t *pending);
 /* Makes job runnable from worker w (w may be NULL for a thread without a slot): pushes
  * it on w's deque (overflow queue if full, or if w is NULL) and wakes a sleeper. */
 void wf_spawn(struct weft_pool *pool, wf_worker *w, wf_job *job);
 /* wf_spawn in two halves, for a batch of jobs: push without waking, then one wake. */
 void wf_push(struct weft_pool *pool, wf_worker *w, wf_job *job);
 void wf_wake_for_work(struct weft_pool *pool);
-/* Routes a job with an affinity hint to slot `target` when that slot is not overloaded
- * (its inbox), else spawns it on w. */
+/* Puts a job with an affinity hint in slot `target`'s inbox when that slot exists, is
+ * not w's and is not overloaded (returns 1: the caller must then wf_ec_notify_all, the
+ * owner may be parked), else pushes it like wf_push (returns 0). */
+int wf_push_affine(struct weft_pool *pool, wf_worker *w, wf_job *job, unsigned target);
+/* wf_push_affine followed by the right wake-up. */
 void wf_spawn_affine(struct weft_pool *pool, wf_worker *w, wf_job *job, unsigned target);
 /* Runs jobs (own deque, inbox, steals, overflow) until *pending == 0 (acquire load: what
  * the thread that made it zero wrote before, with a release RMW, is visible). Parks when

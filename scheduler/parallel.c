@@ -66,9 +66,10 @@ static void pfor_range(wf_worker *w, pfor_ctx *c, size_t lo, size_t hi) {
         r->lo = mid;
         r->hi = hi;
         atomic_init(&r->pending, 1);
-        wf_spawn(w->pool, w, &r->job);
+        wf_push(w->pool, w, &r->job);
         hi = mid;
     }
+    if (k) wf_wake_for_work(w->pool); /* one wake-up for the whole batch of halves */
     run_chunk(w, c, lo);
     while (k > 0) {
         pfor_job *r = &right[--k];
@@ -102,7 +103,7 @@ weft_status weft_parallel_for(weft_pool *pool, size_t n, size_t grain, weft_rang
     if (w) {
         pfor_range(w, &c, 0, nchunks);
         if (entered) wf_leave(pool);
-    } else { /* too deeply nested across pools: run here, in order */
+    } else { /* slot 0 busy while this thread holds another pool's slot: run here */
         for (size_t k = 0; k < nchunks; k++) run_chunk(NULL, &c, k);
     }
     if (wf_load_acquire(&c.failed))
@@ -176,8 +177,8 @@ weft_status weft_group_wait(weft_group *g) {
         if (w) {
             wf_help_until_zero(w, &g->pending);
             if (entered) wf_leave(g->pool);
-        } else {
-            return wf_error(WEFT_ERR_BUSY, "weft_group_wait: pools nested too deeply");
+        } else { /* no slot to be had: the pool's workers run the tasks */
+            wf_wait_without_slot(g->pool, &g->pending);
         }
     }
     if (atomic_exchange(&g->failed, 0)) {

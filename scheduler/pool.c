@@ -18,9 +18,15 @@ static _Thread_local wf_worker *tl_worker;
 static _Thread_local wf_worker *tl_saved[8];
 static _Thread_local unsigned tl_depth;
 
+/* The slot this thread holds in `pool`: its current one, or one it holds further down
+ * its stack of entered pools (a task of pool P that called into pool Q and, from there,
+ * back into P keeps using its P slot: re-entering P's slot 0 would deadlock). */
 wf_worker *wf_current_worker(const weft_pool *pool) {
     wf_worker *w = tl_worker;
-    return w && w->pool == pool ? w : NULL;
+    if (w && w->pool == pool) return w;
+    for (unsigned i = tl_depth; i > 0; i--)
+        if (tl_saved[i - 1] && tl_saved[i - 1]->pool == pool) return tl_saved[i - 1];
+    return NULL;
 }
 
 int weft_pool_current_worker(const weft_pool *pool) {
@@ -77,7 +83,18 @@ static wf_job *inbox_take(wf_worker *w, wf_worker *from) {
         if (wf_deque_push(&w->deque, j) != 0) overflow_push(w->pool, j);
         j = next;
     }
+    if (list->next) wf_wake_for_work(w->pool);
     return first;
+}
+
+/* A slot stops looking for work: from now on other slots may take its inbox (find_work),
+ * so if the inbox holds jobs, wake them. The fence pairs with the fence of wf_ec_prepare
+ * of a thread about to park: either its last look sees looking == 0 and takes the
+ * inbox, or this notify sees it waiting. */
+static void stop_looking(wf_worker *w) {
+    wf_store_relaxed(&w->looking, 0);
+    wf_fence_seq_cst();
+    if (wf_load_relaxed(&w->inbox)) wf_ec_notify_all(&w->pool->ec);
 }
 
 static void inbox_push(wf_worker *target, wf_job *job) {
@@ -111,19 +128,22 @@ void wf_spawn(weft_pool *pool, wf_worker *w, wf_job *job) {
     wf_wake_for_work(pool);
 }
 
+int wf_push_affine(weft_pool *pool, wf_worker *w, wf_job *job, unsigned target) {
+    if (target >= pool->nslots || (w && w->index == target) ||
+        wf_deque_size(&pool->slots[target]->deque) >= WF_AFFINITY_MAX_QUEUED) {
+        wf_push(pool, w, job); /* no such slot, ours, or overloaded: run it here */
+        return 0;
+    }
+    inbox_push(pool->slots[target], job);
+    return 1;
+}
+
 void wf_spawn_affine(weft_pool *pool, wf_worker *w, wf_job *job, unsigned target) {
-    if (target >= pool->nslots || (w && w->index == target)) {
-        wf_spawn(pool, w, job);
-        return;
-    }
-    wf_worker *t = pool->slots[target];
-    if (wf_deque_size(&t->deque) >= WF_AFFINITY_MAX_QUEUED) { /* overloaded: run here */
-        wf_spawn(pool, w, job);
-        return;
-    }
-    inbox_push(t, job);
-    /* The target may be parked: wake everyone (notify_one could wake another slot). */
-    wf_ec_notify_all(&pool->ec);
+    /* An inbox's owner may be parked: wake everyone (notify_one could wake another). */
+    if (wf_push_affine(pool, w, job, target))
+        wf_ec_notify_all(&pool->ec);
+    else
+        wf_wake_for_work(pool);
 }
 
 /* ---- finding work ------------------------------------------------------------------- */
@@ -182,17 +202,19 @@ static wf_job *wait_for_work(wf_worker *w, const _Atomic uint32_t *pending) {
     wf_job *job = NULL;
     wf_store_relaxed(&w->looking, 1);
     for (;;) {
-        /* searching: seq_cst RMWs, read by wake_for_new_work after its fence */
+        /* searching: seq_cst RMWs, read by wf_wake_for_work after its fence. Every way out
+         * of the searching state but parking hands the search on: a pusher may have
+         * skipped its wake-up because it saw this thread searching. */
         wf_add_seq_cst(&pool->searching, 1);
         uint64_t deadline = wf_now_ns() + (uint64_t)pool->spin_us * 1000u;
         for (unsigned spins = 1;; spins++) {
-            if ((job = find_work(w))) {
-                /* the last searcher found work: there may be more, let another look */
+            /* the wait is over: do not pick up unrelated work */
+            if ((pending && wf_load_acquire(pending) == 0) || wf_load_acquire(&pool->stopping)) {
                 if (wf_sub_seq_cst(&pool->searching, 1) == 1) wf_ec_notify_one(&pool->ec);
                 goto out;
             }
-            if ((pending && wf_load_acquire(pending) == 0) || wf_load_acquire(&pool->stopping)) {
-                wf_sub_seq_cst(&pool->searching, 1);
+            if ((job = find_work(w))) {
+                if (wf_sub_seq_cst(&pool->searching, 1) == 1) wf_ec_notify_one(&pool->ec);
                 goto out;
             }
             if ((spins & 7) == 0 && wf_now_ns() >= deadline) break;
@@ -200,9 +222,10 @@ static wf_job *wait_for_work(wf_worker *w, const _Atomic uint32_t *pending) {
         }
         wf_sub_seq_cst(&pool->searching, 1);
         uint32_t ticket = wf_ec_prepare(&pool->ec);
-        job = find_work(w);
-        if (job || (pending && wf_load_acquire(pending) == 0) || wf_load_acquire(&pool->stopping)) {
+        if ((pending && wf_load_acquire(pending) == 0) || wf_load_acquire(&pool->stopping) ||
+            (job = find_work(w))) {
             wf_ec_cancel(&pool->ec);
+            if (job) wf_ec_notify_one(&pool->ec); /* more may have come with it */
             goto out;
         }
         uint64_t t0 = wf_now_ns();
@@ -212,7 +235,7 @@ static wf_job *wait_for_work(wf_worker *w, const _Atomic uint32_t *pending) {
         wf_bump_owner(&w->parked_ns, wf_now_ns() - (t0 > reset ? t0 : reset));
     }
 out:
-    wf_store_relaxed(&w->looking, 0);
+    stop_looking(w);
     return job;
 }
 
@@ -244,11 +267,17 @@ void *wf_worker_main(void *arg) {
 
 wf_worker *wf_enter(weft_pool *pool, int *entered) {
     wf_worker *w = wf_current_worker(pool);
-    if (w || tl_depth >= sizeof(tl_saved) / sizeof(tl_saved[0])) {
-        *entered = 0;
-        return w; /* NULL only past the nesting limit: callers then run without a slot */
+    *entered = 0;
+    if (w) return w;
+    if (tl_depth >= sizeof(tl_saved) / sizeof(tl_saved[0])) return NULL;
+    /* A thread that holds a slot of another pool must not block here: the holder of this
+     * pool's slot 0 may be waiting for it (two pools calling into each other). It then
+     * works without a slot. A thread with no slot at all simply waits its turn. */
+    if (tl_worker) {
+        if (pthread_mutex_trylock(&pool->caller_lock) != 0) return NULL;
+    } else {
+        pthread_mutex_lock(&pool->caller_lock);
     }
-    pthread_mutex_lock(&pool->caller_lock);
     tl_saved[tl_depth++] = tl_worker;
     tl_worker = pool->slots[0];
     *entered = 1;
@@ -256,6 +285,26 @@ wf_worker *wf_enter(weft_pool *pool, int *entered) {
 }
 
 void wf_leave(weft_pool *pool) {
+    wf_worker *w = pool->slots[0];
+    /* Jobs sent to slot 0's inbox while the caller was busy: hand them to everyone. */
+    wf_job *list = wf_xchg_acq_rel(&w->inbox, NULL);
+    for (wf_job *j = list; j;) {
+        wf_job *next = j->next;
+        overflow_push(pool, j);
+        j = next;
+    }
+    if (list) wf_wake_for_work(pool);
     tl_worker = tl_saved[--tl_depth];
     pthread_mutex_unlock(&pool->caller_lock);
+}
+
+void wf_wait_without_slot(weft_pool *pool, const _Atomic uint32_t *pending) {
+    while (wf_load_acquire(pending) != 0) {
+        uint32_t ticket = wf_ec_prepare(&pool->ec);
+        if (wf_load_acquire(pending) == 0) {
+            wf_ec_cancel(&pool->ec);
+            break;
+        }
+        wf_ec_commit(&pool->ec, ticket);
+    }
 }

@@ -17,14 +17,15 @@ void wf_trace_add(wf_trace_buf *b, const char *name, uint64_t start_ns, uint64_t
         b->dropped++; /* tracing never fails a run */
         return;
     }
-    if (name != b->last_name || !b->text) {
+    /* consecutive events of one name share a copy (compared by content: the pointer
+     * may have been freed and reused for another name) */
+    if (!b->text || strcmp(name, b->text + b->last_off) != 0) {
         size_t len = strlen(name) + 1;
         if (wf_array_reserve((void **)&b->text, &b->text_cap, b->text_len + len, 1) != 0) {
             b->dropped++;
             return;
         }
         memcpy(b->text + b->text_len, name, len);
-        b->last_name = name;
         b->last_off = b->text_len;
         b->text_len += len;
     }
