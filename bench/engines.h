@@ -70,7 +70,7 @@ size_t bench_omp_stack_bytes(size_t max_preds);
 double bench_omp_serial_scans(const bench_graph *graph);
 /* Above this many list steps the omp engine is not measured at T=1 (it would measure
  * libgomp's list walk, not task scheduling; fanout(1000000) would take hours per run). */
-#define BENCH_OMP_MAX_SERIAL_SCANS 1e6
+#define BENCH_OMP_MAX_SERIAL_SCANS 1e9
 
 /* One run of the static split on `threads` threads (the caller included). */
 int bench_static_run(const bench_graph *graph, unsigned threads, bench_body_kind kind);

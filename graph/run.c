@@ -42,13 +42,16 @@ static int route_affine(weft_pool *pool, wf_worker *w, wf_gnode *nd) {
     return 1 + wf_push_affine(pool, w, &nd->job, slot);
 }
 
-/* Pushes ready[0 .. n) by decreasing priority, so that thieves (who take the oldest job)
- * get the most urgent first; insertion sort, n is small. */
+/* Pushes ready[0 .. n) by increasing priority: the owner, who pops the newest job, runs
+ * the most urgent next, and thieves take the least urgent (the oldest). Measured on the
+ * tiled Cholesky, this order beats the reverse one (thieves first served) at 1 and 2
+ * threads: the owner stays on the critical path and on the tiles it just wrote.
+ * Insertion sort: n is small. */
 static void push_by_priority(weft_pool *pool, wf_worker *w, wf_gnode **ready, unsigned n) {
     for (unsigned i = 1; i < n; i++) {
         wf_gnode *x = ready[i];
         unsigned j = i;
-        for (; j > 0 && ready[j - 1]->prio < x->prio; j--) ready[j] = ready[j - 1];
+        for (; j > 0 && ready[j - 1]->prio > x->prio; j--) ready[j] = ready[j - 1];
         ready[j] = x;
     }
     for (unsigned i = 0; i < n; i++) wf_push(pool, w, &ready[i]->job);
@@ -58,7 +61,7 @@ static void push_by_priority(weft_pool *pool, wf_worker *w, wf_gnode **ready, un
 
 /* Decrements the successors succ[0 .. n) (poisoning them first if `poison`). Of those
  * that become ready, the highest-priority one is returned to run next on this worker
- * (critical path first); the others are pushed, by decreasing priority within each batch
+ * (critical path first); the others are pushed, by increasing priority within each batch
  * of READY_BATCH, then one wake-up is issued. After the last decrement the graph may be
  * finished and destroyed by its caller: nothing of it is read afterwards. */
 static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
