@@ -139,6 +139,11 @@ struct weft_pool {
     uint64_t trace_t0;
     /* Outside threads take slot 0 under this lock for the time of one call. */
     pthread_mutex_t caller_lock;
+    /* Pin outside callers to slot 0's PU while they hold it (they share the cores with
+     * pinned workers; an unpinned caller the OS parks on a worker's core halves both).
+     * caller_saved keeps the caller's own binding, restored by wf_leave. */
+    int bind_caller;
+    hwloc_bitmap_t caller_saved;
     WF_CACHE_ALIGNED wf_eventcount ec;
     /* Shared overflow queue (FIFO, intrusive): jobs a full deque could not take, and jobs
      * queued by threads that do not own a slot. `overflow_n` lets idle workers skip the

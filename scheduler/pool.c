@@ -281,6 +281,12 @@ wf_worker *wf_enter(weft_pool *pool, int *entered) {
     tl_saved[tl_depth++] = tl_worker;
     tl_worker = pool->slots[0];
     *entered = 1;
+    if (pool->bind_caller) {
+        hwloc_obj_t pu = pool->topo.place[0].pu_obj;
+        if (hwloc_get_cpubind(pool->topo.topo, pool->caller_saved, HWLOC_CPUBIND_THREAD) != 0 ||
+            hwloc_set_cpubind(pool->topo.topo, pu->cpuset, HWLOC_CPUBIND_THREAD) != 0)
+            hwloc_bitmap_zero(pool->caller_saved); /* could not pin: nothing to restore */
+    }
     return tl_worker;
 }
 
@@ -294,6 +300,8 @@ void wf_leave(weft_pool *pool) {
         j = next;
     }
     if (list) wf_wake_for_work(pool);
+    if (pool->bind_caller && !hwloc_bitmap_iszero(pool->caller_saved))
+        hwloc_set_cpubind(pool->topo.topo, pool->caller_saved, HWLOC_CPUBIND_THREAD);
     tl_worker = tl_saved[--tl_depth];
     pthread_mutex_unlock(&pool->caller_lock);
 }

@@ -40,6 +40,7 @@ static void pool_free(weft_pool *pool) {
             pthread_join(pool->slots[i]->thread, NULL);
     for (unsigned i = 0; pool->slots && i < pool->nslots; i++) worker_free(pool, pool->slots[i]);
     wf_free(pool->slots, pool->nslots * sizeof(wf_worker *));
+    if (pool->caller_saved) hwloc_bitmap_free(pool->caller_saved);
     wf_topology_free(&pool->topo);
     free_string(pool->trace_path);
     pthread_mutex_destroy(&pool->caller_lock);
@@ -113,6 +114,14 @@ weft_status weft_pool_create(const weft_pool_options *opts, weft_pool **out) {
         }
     }
     int bind = o.bind && pool->topo.this_system;
+    if (bind && n > 1 && pool->topo.place[0].pu_obj) {
+        pool->caller_saved = hwloc_bitmap_alloc();
+        if (!pool->caller_saved) {
+            pool_free(pool);
+            return wf_error(WEFT_ERR_NOMEM, "weft_pool_create: out of memory");
+        }
+        pool->bind_caller = 1;
+    }
     for (unsigned s = 1; s < n; s++) {
         wf_worker *w = pool->slots[s];
         int rc = pthread_create(&w->thread, NULL, wf_worker_main, w);

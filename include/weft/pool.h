@@ -11,7 +11,9 @@
  * placed compactly on cores in hwloc's logical order (slot i on core i mod cores) and
  * grouped by the NUMA node of their core. Background workers are pinned to their core
  * when the topology is this machine's and options.bind is set; with a synthetic topology
- * nothing is bound but the plan is computed the same way (weft_pool_worker_info).
+ * nothing is bound but the plan is computed the same way (weft_pool_worker_info). An
+ * outside caller is pinned to slot 0's PU for the time it holds slot 0 (when workers are
+ * pinned and threads > 1); its own binding is restored when the call returns.
  *
  * Scheduling: one Chase-Lev deque per slot; an idle worker steals from a random victim of
  * its own NUMA group first, then from the other groups, spins briefly, then parks without
