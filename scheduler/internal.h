@@ -145,6 +145,11 @@ struct weft_pool {
     int bind_caller;
     hwloc_bitmap_t caller_saved;
     WF_CACHE_ALIGNED wf_eventcount ec;
+    /* Threads that wait without a slot (wf_wait_without_slot) park here, not on `ec`, so
+     * they never swallow a wake-up meant for a worker. Notified by wf_wake_waiters and
+     * when slot 0 is released (slot0_busy goes to 0, seq_cst: they may take it then). */
+    WF_CACHE_ALIGNED wf_eventcount slotless_ec;
+    _Atomic int slot0_busy;
     /* Shared overflow queue (FIFO, intrusive): jobs a full deque could not take, and jobs
      * queued by threads that do not own a slot. `overflow_n` lets idle workers skip the
      * lock when it is empty. */

@@ -247,7 +247,10 @@ void wf_help_until_zero(wf_worker *w, const _Atomic uint32_t *pending) {
     }
 }
 
-void wf_wake_waiters(weft_pool *pool) { wf_ec_notify_all(&pool->ec); }
+void wf_wake_waiters(weft_pool *pool) {
+    wf_ec_notify_all(&pool->ec);
+    wf_ec_notify_all(&pool->slotless_ec);
+}
 
 void *wf_worker_main(void *arg) {
     wf_worker *w = arg;
@@ -265,6 +268,21 @@ void *wf_worker_main(void *arg) {
 
 /* ---- slot 0 for outside threads ------------------------------------------------------- */
 
+/* After caller_lock was acquired: slot 0 becomes the calling thread's (pinned to its PU
+ * when the pool pins). */
+static wf_worker *take_slot0(weft_pool *pool) {
+    wf_store_seq_cst(&pool->slot0_busy, 1);
+    tl_saved[tl_depth++] = tl_worker;
+    tl_worker = pool->slots[0];
+    if (pool->bind_caller) {
+        hwloc_obj_t pu = pool->topo.place[0].pu_obj;
+        if (hwloc_get_cpubind(pool->topo.topo, pool->caller_saved, HWLOC_CPUBIND_THREAD) != 0 ||
+            hwloc_set_cpubind(pool->topo.topo, pu->cpuset, HWLOC_CPUBIND_THREAD) != 0)
+            hwloc_bitmap_zero(pool->caller_saved); /* could not pin: nothing to restore */
+    }
+    return tl_worker;
+}
+
 wf_worker *wf_enter(weft_pool *pool, int *entered) {
     wf_worker *w = wf_current_worker(pool);
     *entered = 0;
@@ -278,16 +296,8 @@ wf_worker *wf_enter(weft_pool *pool, int *entered) {
     } else {
         pthread_mutex_lock(&pool->caller_lock);
     }
-    tl_saved[tl_depth++] = tl_worker;
-    tl_worker = pool->slots[0];
     *entered = 1;
-    if (pool->bind_caller) {
-        hwloc_obj_t pu = pool->topo.place[0].pu_obj;
-        if (hwloc_get_cpubind(pool->topo.topo, pool->caller_saved, HWLOC_CPUBIND_THREAD) != 0 ||
-            hwloc_set_cpubind(pool->topo.topo, pu->cpuset, HWLOC_CPUBIND_THREAD) != 0)
-            hwloc_bitmap_zero(pool->caller_saved); /* could not pin: nothing to restore */
-    }
-    return tl_worker;
+    return take_slot0(pool);
 }
 
 void wf_leave(weft_pool *pool) {
@@ -299,20 +309,37 @@ void wf_leave(weft_pool *pool) {
         overflow_push(pool, j);
         j = next;
     }
-    if (list) wf_wake_for_work(pool);
+    /* Jobs left on slot 0's deque (successors of other runs' tasks it helped with) are
+     * stolen by the workers: make sure one is awake to see them. */
+    if (list || wf_deque_size(&w->deque) > 0) wf_wake_for_work(pool);
     if (pool->bind_caller && !hwloc_bitmap_iszero(pool->caller_saved))
         hwloc_set_cpubind(pool->topo.topo, pool->caller_saved, HWLOC_CPUBIND_THREAD);
     tl_worker = tl_saved[--tl_depth];
+    wf_store_seq_cst(&pool->slot0_busy, 0);
     pthread_mutex_unlock(&pool->caller_lock);
+    wf_ec_notify_all(&pool->slotless_ec); /* slot-less waiters may take slot 0 now */
 }
 
+/* A thread that could not take slot 0 (it holds another pool's slot) waits here. It
+ * parks on slotless_ec until its count is zero; whenever slot 0 is free it tries to take
+ * it and work (with threads == 1 nobody else would run its jobs). Never blocks on the
+ * lock. Ordering: slot0_busy is stored seq_cst before the unlock-and-notify in
+ * wf_leave; a waiter reads it after wf_ec_prepare's fence, so either it sees the slot
+ * free or the notify sees it waiting. */
 void wf_wait_without_slot(weft_pool *pool, const _Atomic uint32_t *pending) {
     while (wf_load_acquire(pending) != 0) {
-        uint32_t ticket = wf_ec_prepare(&pool->ec);
-        if (wf_load_acquire(pending) == 0) {
-            wf_ec_cancel(&pool->ec);
-            break;
+        if (tl_depth < sizeof(tl_saved) / sizeof(tl_saved[0]) &&
+            pthread_mutex_trylock(&pool->caller_lock) == 0) {
+            wf_worker *w = take_slot0(pool);
+            wf_help_until_zero(w, pending);
+            wf_leave(pool);
+            return;
         }
-        wf_ec_commit(&pool->ec, ticket);
+        uint32_t ticket = wf_ec_prepare(&pool->slotless_ec);
+        if (wf_load_acquire(pending) == 0 || !wf_load_seq_cst(&pool->slot0_busy)) {
+            wf_ec_cancel(&pool->slotless_ec);
+            continue;
+        }
+        wf_ec_commit(&pool->slotless_ec, ticket);
     }
 }

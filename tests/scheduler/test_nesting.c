@@ -156,12 +156,74 @@ static void test_nesting_group_wait_across_pools(void **state) {
     free_pools();
 }
 
+/* A one-thread pool P whose slot 0 is held by another thread: a task of pool Q that runs
+ * a graph on P must wait without a slot and then take slot 0 itself once it is free
+ * (nobody else would ever run its tasks). */
+static _Atomic int slot_taken_by_b;
+static _Atomic unsigned quick_runs;
+
+static int slow_task(void *arg) {
+    (void)arg;
+    atomic_store(&slot_taken_by_b, 1);
+    tu_sleep_ms(100);
+    return 0;
+}
+
+static int quick_task(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&quick_runs, 1);
+    return 0;
+}
+
+static int run_on_a(void *arg) { /* a task of B's neighbour pool, runs a graph on pool_a */
+    (void)arg;
+    while (!atomic_load(&slot_taken_by_b)) tu_sleep_ms(1);
+    weft_graph *g;
+    if (weft_graph_create(&g) != WEFT_OK) return 1;
+    for (int i = 0; i < 5; i++) weft_graph_add_task(g, quick_task, NULL, "quick", NULL);
+    int rc = weft_graph_run(pool_a, g) != WEFT_OK;
+    weft_graph_destroy(g);
+    return rc;
+}
+
+static void *hold_a_slot0(void *p) {
+    (void)p;
+    weft_graph *g;
+    weft_graph_create(&g);
+    weft_graph_add_task(g, slow_task, NULL, "slow", NULL);
+    weft_graph_run(pool_a, g);
+    weft_graph_destroy(g);
+    return NULL;
+}
+
+static void test_nesting_slotless_wait_on_one_thread_pool(void **state) {
+    (void)state;
+    weft_pool_options o = weft_pool_options_default();
+    o.threads = 1;
+    assert_int_equal(weft_pool_create(&o, &pool_a), WEFT_OK);
+    o.threads = 2;
+    assert_int_equal(weft_pool_create(&o, &pool_b), WEFT_OK);
+    atomic_store(&slot_taken_by_b, 0);
+    atomic_store(&quick_runs, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, hold_a_slot0, NULL), 0);
+    weft_graph *g;
+    assert_int_equal(weft_graph_create(&g), WEFT_OK);
+    assert_int_equal(weft_graph_add_task(g, run_on_a, NULL, "into a", NULL), WEFT_OK);
+    assert_int_equal(weft_graph_run(pool_b, g), WEFT_OK);
+    weft_graph_destroy(g);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&quick_runs), 5);
+    free_pools();
+}
+
 int main(void) {
     tu_main_init(120);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nesting_a_b_a),
         cmocka_unit_test(test_nesting_two_threads_cross_pools),
         cmocka_unit_test(test_nesting_group_wait_across_pools),
+        cmocka_unit_test(test_nesting_slotless_wait_on_one_thread_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
