@@ -247,6 +247,9 @@ static void test_pool_counters_sum_and_reset(void **state)
     }
     assert_true(sum >= n);
     assert_int_equal(weft_pool_counters(pool, T, &c), WEFT_ERR_RANGE);
+    /* counters are exact once the pool is idle: let the workers finish spinning and
+     * park (50 us), or a park that starts after the reset would count */
+    tu_sleep_ms(50);
     weft_pool_counters_reset(pool);
     for (unsigned w = 0; w < T; w++) {
         assert_int_equal(weft_pool_counters(pool, w, &c), WEFT_OK);
