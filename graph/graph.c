@@ -122,8 +122,10 @@ weft_status weft_graph_reserve(weft_graph *g, size_t tasks, size_t edges) {
     if (tasks >= WEFT_TASK_NONE || edges >= UINT32_MAX)
         return wf_error(WEFT_ERR_RANGE, "weft_graph_reserve: %zu tasks, %zu edges: too many",
                         tasks, edges);
-    if (tasks > g->cap) invalidate(g); /* the nodes move: release leaves point at them */
-    if (grow_tasks(g, tasks) ||
+    size_t old_cap = g->cap;
+    int grown_ok = grow_tasks(g, tasks) == 0;
+    if (g->cap != old_cap) invalidate(g); /* the nodes moved: release leaves point at them */
+    if (!grown_ok ||
         wf_array_reserve((void **)&g->edges, &g->edges_cap, edges, sizeof(*g->edges)))
         return wf_error(WEFT_ERR_NOMEM, "weft_graph_reserve: out of memory for %zu tasks and "
                         "%zu edges", tasks, edges);
@@ -140,13 +142,13 @@ weft_status weft_graph_add_task(weft_graph *g, weft_task_fn fn, void *arg, const
     size_t name_len = name ? strlen(name) + 1 : 0;
     if (g->names_len + name_len >= WF_NO_NAME)
         return wf_error(WEFT_ERR_RANGE, "weft_graph_add_task: more than 4 GiB of task names");
-    invalidate(g);
-    if (g->n == g->cap && grow_tasks(g, g->n + 1))
+    /* allocate first: a failure leaves the graph and its analysis as they were */
+    if ((g->n == g->cap && grow_tasks(g, g->n + 1)) ||
+        (name && wf_array_reserve((void **)&g->names, &g->names_cap, g->names_len + name_len, 1)))
         return wf_error(WEFT_ERR_NOMEM, "weft_graph_add_task: out of memory at task %zu", g->n);
+    invalidate(g);
     uint32_t name_off = WF_NO_NAME;
     if (name) {
-        if (wf_array_reserve((void **)&g->names, &g->names_cap, g->names_len + name_len, 1))
-            return wf_error(WEFT_ERR_NOMEM, "weft_graph_add_task: out of memory at task %zu", g->n);
         memcpy(g->names + g->names_len, name, name_len);
         name_off = (uint32_t)g->names_len;
         g->names_len += name_len;
@@ -198,8 +200,12 @@ weft_status weft_graph_add_edge(weft_graph *g, weft_task_id before, weft_task_id
     if (st || (st = check_task(g, before, "weft_graph_add_edge")) ||
         (st = check_task(g, after, "weft_graph_add_edge")))
         return st;
+    if (wf_array_reserve((void **)&g->edges, &g->edges_cap, g->nedges + 1, sizeof(*g->edges)))
+        return wf_error(WEFT_ERR_NOMEM, "weft_graph_add_edge: out of memory for edge %u -> %u",
+                        before, after);
     invalidate(g);
-    return wf_graph_push_edge(g, before, after);
+    g->edges[g->nedges++] = (wf_edge){before, after};
+    return WEFT_OK;
 }
 
 static weft_status add_access(weft_graph *g, weft_task_id t, weft_access_mode mode, int space,
@@ -209,9 +215,9 @@ static weft_status add_access(weft_graph *g, weft_task_id t, weft_access_mode mo
     if (mode != WEFT_READ && mode != WEFT_WRITE && mode != WEFT_READWRITE)
         return wf_error(WEFT_ERR_INVALID_ARG, "%s: invalid access mode %d for task %u", fn,
                         (int)mode, t);
-    invalidate(g);
     if (wf_array_reserve((void **)&g->acc, &g->acc_cap, g->nacc + 1, sizeof(*g->acc)))
         return wf_error(WEFT_ERR_NOMEM, "%s: out of memory", fn);
+    invalidate(g);
     g->acc[g->nacc++] = (wf_access){.task = t, .mode = (uint8_t)mode, .space = (uint8_t)space,
                                     .lo = lo, .hi = hi, .seq = g->nacc};
     return WEFT_OK;

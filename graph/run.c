@@ -57,6 +57,16 @@ static void push_by_priority(weft_pool *pool, wf_worker *w, wf_gnode **ready, un
     for (unsigned i = 0; i < n; i++) wf_push(pool, w, &ready[i]->job);
 }
 
+/* One wake-up for a batch: `queued` jobs were pushed on deques; `routed` is the OR of
+ * route_affine results (2: some went to another slot's inbox, whose owner may be parked,
+ * so wake everyone). */
+static void wake_after_batch(weft_pool *pool, unsigned queued, int routed) {
+    if (routed & 2)
+        wf_ec_notify_all(&pool->ec);
+    else if (queued || routed)
+        wf_wake_for_work(pool);
+}
+
 #define READY_BATCH 16
 
 /* Decrements the successors succ[0 .. n) (poisoning them first if `poison`). Of those
@@ -97,10 +107,7 @@ static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
         ready[nready++] = s;
     }
     push_by_priority(pool, w, ready, nready);
-    if (routed & 2) /* an inbox's owner may be parked: wake everyone */
-        wf_ec_notify_all(&pool->ec);
-    else if (pushed + nready || routed)
-        wf_wake_for_work(pool);
+    wake_after_batch(pool, pushed + nready, routed);
     return kept;
 }
 
@@ -192,10 +199,7 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
             if (!r) wf_push(pool, w, &src->job);
             routed |= r;
         }
-        if (routed & 2)
-            wf_ec_notify_all(&pool->ec);
-        else
-            wf_wake_for_work(pool);
+        wake_after_batch(pool, 1, routed);
         if (w)
             wf_help_until_zero(w, &g->sinks_left);
         else

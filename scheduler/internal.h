@@ -185,8 +185,6 @@ void wf_wake_for_work(struct weft_pool *pool);
  * not w's and is not overloaded (returns 1: the caller must then wf_ec_notify_all, the
  * owner may be parked), else pushes it like wf_push (returns 0). */
 int wf_push_affine(struct weft_pool *pool, wf_worker *w, wf_job *job, unsigned target);
-/* wf_push_affine followed by the right wake-up. */
-void wf_spawn_affine(struct weft_pool *pool, wf_worker *w, wf_job *job, unsigned target);
 /* Runs jobs (own deque, inbox, steals, overflow) until *pending == 0 (acquire load: what
  * the thread that made it zero wrote before, with a release RMW, is visible). Parks when
  * there is nothing to do; whoever brings *pending to zero must then call

@@ -3,8 +3,9 @@
  *
  * A worker looks for work in this order: its own deque (LIFO, cache-warm), its affinity
  * inbox, a random victim of its own NUMA group, a random victim of the other groups
- * (nearest first), the shared overflow queue, and last the inboxes of other slots (so a
- * job with an affinity hint never waits for a busy slot while others idle). When a full
+ * (nearest first), the shared overflow queue, and last the inboxes of slots that are busy
+ * running a task (so a job with an affinity hint never waits for a busy slot while others
+ * idle; an idle slot collects its own inbox). When a full
  * round finds nothing it spins for spin_us, then parks on the pool's eventcount. */
 #include <errno.h>
 #include <stdlib.h>
@@ -136,14 +137,6 @@ int wf_push_affine(weft_pool *pool, wf_worker *w, wf_job *job, unsigned target) 
     }
     inbox_push(pool->slots[target], job);
     return 1;
-}
-
-void wf_spawn_affine(weft_pool *pool, wf_worker *w, wf_job *job, unsigned target) {
-    /* An inbox's owner may be parked: wake everyone (notify_one could wake another). */
-    if (wf_push_affine(pool, w, job, target))
-        wf_ec_notify_all(&pool->ec);
-    else
-        wf_wake_for_work(pool);
 }
 
 /* ---- finding work ------------------------------------------------------------------- */

@@ -292,12 +292,52 @@ static void test_alloc_fail_graph_steps_on_a_live_pool(void **state)
     tu_alloc_uninstall();
 }
 
+/* A mutation that fails for lack of memory leaves the graph unchanged: its analysis, and
+ * the successor arrays handed out from it, stay valid (ASan would catch a read of freed
+ * memory here). */
+static int nop_task(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void test_alloc_fail_failed_mutation_keeps_analysis(void **state)
+{
+    (void)state;
+    tu_alloc_install();
+    weft_graph *g = NULL;
+    weft_task_id a, b;
+    assert_int_equal(weft_graph_create(&g), WEFT_OK);
+    assert_int_equal(weft_graph_add_task(g, nop_task, NULL, "a", &a), WEFT_OK);
+    assert_int_equal(weft_graph_add_task(g, nop_task, NULL, "b", &b), WEFT_OK);
+    assert_int_equal(weft_graph_add_edge(g, a, b), WEFT_OK);
+    assert_int_equal(weft_graph_analyze(g, NULL), WEFT_OK);
+    const weft_task_id *succ = NULL;
+    size_t n = 0;
+    assert_int_equal(weft_graph_successors(g, a, &succ, &n), WEFT_OK);
+    assert_int_equal(n, 1);
+    tu_alloc_fail_at(1, 1); /* every allocation from now on fails */
+    assert_int_equal(weft_graph_reserve(g, 1u << 20, 1u << 20), WEFT_ERR_NOMEM);
+    tu_alloc_fail_at(0, 0);
+    /* reserve changed nothing, so the analysis is still current (no re-analysis needed
+     * to ask for successors) and the array it handed out is intact (ASan would flag a
+     * read of freed memory) */
+    assert_int_equal(succ[0], b);
+    const weft_task_id *again = NULL;
+    assert_int_equal(weft_graph_successors(g, a, &again, &n), WEFT_OK);
+    assert_ptr_equal(again, succ);
+    weft_graph_destroy(g);
+    assert_int_equal(tu_alloc_get().bad_free, 0);
+    tu_alloc_uninstall();
+}
+
 int main(void)
 {
     tu_main_init(300);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_fail_every_allocation_pool_included),
         cmocka_unit_test(test_alloc_fail_graph_steps_on_a_live_pool),
+        cmocka_unit_test(test_alloc_fail_failed_mutation_keeps_analysis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
