@@ -28,11 +28,11 @@ PC_CFLAGS = $(shell pkg-config --cflags $(PCMODS) 2>/dev/null)
 PC_LIBS   = $(shell pkg-config --libs $(PCMODS) 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS_B := -std=c11 -O2 -g $(WARN) -fopenmp -fPIC -fvisibility=hidden \
+CFLAGS_B := -std=c11 -O2 -g $(WARN) -fno-math-errno -fopenmp -fPIC -fvisibility=hidden \
             -D_GNU_SOURCE -Iinclude -I. $(SANFLAGS)
 LDLIBS_B  = $(PC_LIBS) -fopenmp -lpthread -lm $(SANFLAGS)
 
-LIB_SRC  := $(wildcard scheduler/*.c) $(wildcard graph/*.c)
+LIB_SRC  := $(wildcard scheduler/*.c) $(wildcard graph/*.c) $(wildcard ops/*.c) $(wildcard engine/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 EX_SHARED:= $(filter-out examples/cholesky.c,$(wildcard examples/*_lib.c))
 EX_MAINS := $(filter-out $(EX_SHARED),$(wildcard examples/*.c))

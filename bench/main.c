@@ -1,7 +1,8 @@
-/* bench/main.c - weft-bench: the scheduler benchmark of SHAPES.md (and tiled Cholesky).
+/* bench/main.c - weft-bench: the scheduler benchmark of SHAPES.md (and tiled Cholesky),
+ * and the tensor workloads of --workload.
  *
  * Parses the command line (bench/options.h), then runs bench_run_graph or
- * bench_run_cholesky (bench/harness.h). Exit status: 0 on success, 1 on any error or
+ * bench_run_cholesky (bench/harness.h) or bench_run_tensor (bench/run_tensor.h). Exit status: 0 on success, 1 on any error or
  * invalid run, 2 on a command-line error.
  *
  * Stacks: OpenMP task creation places the depend list of a task on the creating thread's
@@ -18,6 +19,7 @@
 #include "bench/engines.h"
 #include "bench/harness.h"
 #include "bench/options.h"
+#include "bench/run_tensor.h"
 
 /* LeakSanitizer (SAN=address builds): libgomp sometimes keeps the dependence hash table of
  * a worker's implicit task (allocated in gomp_task_handle_depend) past the end of the
@@ -38,8 +40,12 @@ typedef struct bench_job {
 static void *bench_job_run(void *arg)
 {
     bench_job *job = arg;
-    job->rc = job->opts->shape == BENCH_SHAPE_CHOLESKY ? bench_run_cholesky(job->opts)
-                                                       : bench_run_graph(job->opts);
+    if (job->opts->workload != BENCH_WORKLOAD_NONE)
+        job->rc = bench_run_tensor(job->opts);
+    else if (job->opts->shape == BENCH_SHAPE_CHOLESKY)
+        job->rc = bench_run_cholesky(job->opts);
+    else
+        job->rc = bench_run_graph(job->opts);
     return NULL;
 }
 
@@ -73,7 +79,8 @@ int main(int argc, char **argv)
         return prc > 0 ? 0 : 2;
     bench_job job = {&opts, 0};
     size_t max_preds = opts.shape == BENCH_SHAPE_FANOUT ? (size_t)opts.size : 64;
-    size_t stack = opts.shape == BENCH_SHAPE_CHOLESKY ? 0 : bench_omp_stack_bytes(max_preds);
+    int no_omp = opts.shape == BENCH_SHAPE_CHOLESKY || opts.workload != BENCH_WORKLOAD_NONE;
+    size_t stack = no_omp ? 0 : bench_omp_stack_bytes(max_preds);
     if (stack == 0)
         bench_job_run(&job);
     else if (run_with_stack(&job, stack) != 0)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench/run_tensor.h"
 #include "weft.h"
 
 static const char *const engine_names[BENCH_ENGINE_COUNT] = {"weft", "omp", "static",
@@ -24,6 +25,9 @@ void bench_options_usage(FILE *out)
           "                  [--threads 1,2] [--reps R] [--rounds K]\n"
           "                  [--baseline omp,static|none] [--json] [--budget S]\n"
           "                  [--no-filter] [--trace-dir D] [--seed X] [--force-omp]\n"
+          "       weft-bench --workload xor|wide|mlp [--size N|small|full] [--iters I]\n"
+          "                  [--threads 1,2] [--reps R] [--rounds K] [--json] [--budget S]\n"
+          "                  [--no-filter] [--trace FILE] [--seed X]\n"
           "  --size       N for chain/fanout/random, D for tree, M for wavefront, the matrix\n"
           "               order for cholesky; full = SHAPES.md size for the grain (default),\n"
           "               small = about 10x less work\n"
@@ -40,7 +44,14 @@ void bench_options_usage(FILE *out)
           "  --trace-dir  write weft's Chrome trace to D/weft-<shape>-<T>.json\n"
           "  --seed       seed of the round shuffles (default 1)\n"
           "  --force-omp  measure omp at T=1 even on graphs where libgomp's dependence lists\n"
-          "               make one thread quadratic (fanout); skipped by default\n",
+          "               make one thread quadratic (fanout); skipped by default\n"
+          "  --workload   a tensor graph with autodiff, timed per iteration: xor (XOR training\n"
+          "               step), wide (16 branches x 4 layers of 256x256, forward + backward),\n"
+          "               mlp (784-256-128-10 training step, batch 128); --size: the width\n"
+          "               (wide) or batch (mlp), small = the test suite's tiny size\n"
+          "  --iters      workloads: iterations per timed repetition (xor 1000, wide 1, mlp 10)\n"
+          "  --trace      workloads: after the measurement, run 3 more iterations on the\n"
+          "               largest thread count and write their Chrome trace to FILE\n",
           out);
 }
 
@@ -143,11 +154,50 @@ static void set_defaults(bench_options *o)
         o->threads[o->nthreads++] = ncpu > WEFT_MAX_THREADS ? WEFT_MAX_THREADS : (unsigned)ncpu;
 }
 
+/* A --workload run: no shape, grain, tile, baseline or trace directory; resolves the size
+ * and the iterations per repetition. */
+static int finish_workload(bench_options *o, const char *size_text, int have_grain,
+                           int have_baseline, int have_tile)
+{
+    const char *name = bench_workload_name(o->workload);
+    if (o->shape != BENCH_SHAPE_COUNT || have_grain || have_tile || o->trace_dir != NULL ||
+        o->force_omp) {
+        fprintf(stderr, "weft-bench: --workload takes none of --shape, --grain, --tile, "
+                        "--trace-dir, --force-omp\n");
+        return -1;
+    }
+    if (have_baseline && o->baselines != 0) {
+        fprintf(stderr, "weft-bench: --workload %s has no baselines (--baseline none)\n", name);
+        return -1;
+    }
+    o->baselines = 0;
+    int small = size_text != NULL && strcmp(size_text, "small") == 0;
+    if (size_text == NULL || small || strcmp(size_text, "full") == 0) {
+        o->size_label = small ? "small" : "full";
+        o->size = bench_workload_size(o->workload, small);
+    } else if (!bench_workload_sizable(o->workload)) {
+        return bad("--size", size_text, "the xor workload has a fixed size (full or small)");
+    } else if (parse_u64("--size", size_text, 1, 1u << 16, &o->size) != 0) {
+        return -1;
+    }
+    if (o->iters == 0)
+        o->iters = bench_workload_iterations(o->workload, small);
+    return 0;
+}
+
 /* Validates the combination and resolves size and baselines. */
 static int finish(bench_options *o, const char *size_text, int have_baseline, int have_tile)
 {
+    if (o->trace_path != NULL) {
+        fprintf(stderr, "weft-bench: --trace applies to --workload (shapes: --trace-dir)\n");
+        return -1;
+    }
+    if (o->iters != 0) {
+        fprintf(stderr, "weft-bench: --iters applies to --workload only\n");
+        return -1;
+    }
     if (o->shape == BENCH_SHAPE_COUNT) {
-        fprintf(stderr, "weft-bench: --shape is required\n");
+        fprintf(stderr, "weft-bench: --shape or --workload is required\n");
         return -1;
     }
     int chol = o->shape == BENCH_SHAPE_CHOLESKY;
@@ -202,7 +252,7 @@ int bench_options_parse(int argc, char **argv, bench_options *o)
 {
     set_defaults(o);
     const char *size_text = NULL;
-    int have_baseline = 0, have_tile = 0;
+    int have_baseline = 0, have_tile = 0, have_grain = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -228,7 +278,8 @@ int bench_options_parse(int argc, char **argv, bench_options *o)
         static const char *const valued[] = {"--shape",  "--grain",    "--size",
                                              "--tile",   "--threads",  "--reps",
                                              "--rounds", "--baseline", "--budget",
-                                             "--seed",   "--trace-dir"};
+                                             "--seed",   "--trace-dir",
+                                             "--workload", "--iters", "--trace"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             known |= strcmp(a, valued[k]) == 0;
@@ -248,6 +299,7 @@ int bench_options_parse(int argc, char **argv, bench_options *o)
         } else if (strcmp(a, "--grain") == 0) {
             if (bench_grain_parse(v, &o->grain) != 0)
                 return bad(a, v, "expected empty, 1us or 10us");
+            have_grain = 1;
         } else if (strcmp(a, "--size") == 0) {
             size_text = v;
         } else if (strcmp(a, "--tile") == 0) {
@@ -282,7 +334,20 @@ int bench_options_parse(int argc, char **argv, bench_options *o)
         } else if (strcmp(a, "--seed") == 0) {
             if (parse_u64(a, v, 0, UINT64_MAX, &o->seed) != 0)
                 return -1;
+        } else if (strcmp(a, "--workload") == 0) {
+            if (bench_workload_parse(v, &o->workload) != 0)
+                return bad(a, v, "expected xor, wide or mlp");
+        } else if (strcmp(a, "--iters") == 0) {
+            if (parse_u64(a, v, 1, 1000000, &u) != 0)
+                return -1;
+            o->iters = (size_t)u;
+        } else if (strcmp(a, "--trace") == 0) {
+            if (v[0] == '\0')
+                return bad(a, v, "expected a file name");
+            o->trace_path = v;
         }
     }
+    if (o->workload != BENCH_WORKLOAD_NONE)
+        return finish_workload(o, size_text, have_grain, have_baseline, have_tile);
     return finish(o, size_text, have_baseline, have_tile);
 }

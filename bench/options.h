@@ -5,6 +5,9 @@
  *              [--threads 1,2] [--reps R] [--rounds K] [--baseline omp,static|none]
  *              [--json] [--budget S] [--no-filter] [--trace-dir D] [--seed X]
  *              [--force-omp]
+ *   weft-bench --workload xor|wide|mlp [--size N|small|full] [--iters I]
+ *              [--threads 1,2] [--reps R] [--rounds K] [--json] [--budget S]
+ *              [--no-filter] [--trace FILE] [--seed X]
  *
  * Thread safety: not thread-safe (parsing happens once, in main).
  */
@@ -25,11 +28,22 @@ typedef enum bench_engine {
     BENCH_ENGINE_COUNT
 } bench_engine;
 
+/* The tensor workloads of --workload (bench/run_tensor.h); NONE for a --shape run. */
+typedef enum bench_workload {
+    BENCH_WORKLOAD_NONE,
+    BENCH_WORKLOAD_XOR,
+    BENCH_WORKLOAD_WIDE,
+    BENCH_WORKLOAD_MLP,
+    BENCH_WORKLOAD_COUNT
+} bench_workload;
+
 #define BENCH_MAX_THREAD_COUNTS 32
 
 typedef struct bench_options {
-    bench_shape shape;
-    uint64_t size;      /* resolved size parameter (N, D, M or matrix order) */
+    bench_shape shape;  /* BENCH_SHAPE_COUNT for a --workload run */
+    bench_workload workload; /* BENCH_WORKLOAD_NONE for a --shape run */
+    uint64_t size;      /* resolved size parameter (N, D, M, matrix order; workloads: the
+                           batch (xor, mlp) or the width (wide)) */
     const char *size_label; /* "small", "full" or NULL for an explicit number */
     size_t tile;        /* cholesky tile size, default 256 */
     bench_grain grain;  /* ignored for cholesky */
@@ -44,6 +58,8 @@ typedef struct bench_options {
     const char *trace_dir;
     uint64_t seed;      /* seed of the round shuffles, default 1 */
     int force_omp;      /* measure omp at T=1 even where libgomp is quadratic */
+    size_t iters;       /* workloads: iterations per timed repetition (resolved) */
+    const char *trace_path; /* workloads: Chrome trace of a few extra iterations */
 } bench_options;
 
 /* "weft", "omp", "static", "lapacke". */

@@ -6,12 +6,18 @@
  *   vs <b>   = weft median one-shot / baseline b median one-shot at the same T (< 1: weft
  *              faster); only on weft rows
  *   bound    = work / span from weft_graph_analyze (the same for every row)
+ *
+ * Workloads (--workload): one engine (weft); the one-shot samples are seconds per
+ * iteration, `iterations` holds the iterations per repetition, `flops` the matmul flops
+ * per iteration, `note` the workload and plan description; each row shows its target
+ * (bench_workload_target) and whether the median meets it.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bench/harness.h"
+#include "bench/run_tensor.h"
 #include "bench/shapes.h"
 
 typedef struct row_figures {
@@ -150,7 +156,9 @@ static void print_counters(const bench_report *rep)
         if (r->engine != BENCH_ENGINE_WEFT || r->counters == NULL)
             continue;
         printf("\nweft pool counters, T=%u (%s):\n", r->threads,
-               is_cholesky(rep) ? "last one-shot block" : "last run-only block, timed runs");
+               is_cholesky(rep)                          ? "last one-shot block"
+               : rep->opts->workload != BENCH_WORKLOAD_NONE ? "last block, timed runs"
+                                                            : "last run-only block, timed runs");
         printf("%6s %12s %14s %12s %10s %12s\n", "slot", "tasks_run", "steals_tried",
                "steals_ok", "parks", "parked_ms");
         for (unsigned w = 0; w < r->ncounters; w++) {
@@ -160,6 +168,90 @@ static void print_counters(const bench_report *rep)
                    (double)c->parked_ns * 1e-6);
         }
     }
+}
+
+/* 1 if the row meets its target, 0 if not, -1 if it has none (or the speedup target has
+ * no T = 1 row to compare with). */
+static int target_met(const bench_report *rep, const bench_target *t, const row_figures *f)
+{
+    if (t->max_s <= 0 && t->min_speedup <= 0)
+        return -1;
+    int met = 1;
+    if (t->max_s > 0)
+        met &= f->one.median <= t->max_s;
+    if (t->min_speedup > 0) {
+        const bench_result *one = find_result(rep, BENCH_ENGINE_WEFT, 1);
+        double base = one ? median_oneshot(one) : 0;
+        if (base <= 0)
+            return -1;
+        met &= base / f->one.median >= t->min_speedup;
+    }
+    return met;
+}
+
+/* "4.213 us", "48.02 ms", "1.250 s". */
+static const char *fmt_time(double s, char *buf, size_t cap)
+{
+    if (s < 1e-3)
+        snprintf(buf, cap, "%.3f us", s * 1e6);
+    else if (s < 1.0)
+        snprintf(buf, cap, "%.3f ms", s * 1e3);
+    else
+        snprintf(buf, cap, "%.3f s", s);
+    return buf;
+}
+
+static void print_workload_table(const bench_report *rep)
+{
+    const bench_options *o = rep->opts;
+    printf("weft-bench: workload %s(%" PRIu64 ")%s%s%s: %s\n", bench_workload_name(o->workload),
+           o->size, o->size_label ? " [" : "", o->size_label ? o->size_label : "",
+           o->size_label ? "]" : "", rep->note ? rep->note : "");
+    printf("  %s\n", rep->verified);
+    printf("  bound work/span (weft_plan_stats_get) = %.2f (%zu tasks, %zu edges, %zu levels); "
+           "%" PRIu64 " iterations per rep; %zu reps x %zu rounds; load filter %s",
+           rep->bound, rep->tasks, rep->edges, rep->depth, rep->iterations, o->reps, o->rounds,
+           o->filter ? "on" : "off");
+    if (o->filter)
+        printf(" (budget %.0f s per configuration)", o->budget_s);
+    printf("\n\n");
+    printf("%4s %13s %13s %13s %8s %7s %8s  %-30s %s\n", "T", "median/iter", "min/iter",
+           "max/iter", "speedup", "bound", "GFLOP/s", "target", "notes");
+    for (size_t i = 0; i < rep->nresults; i++) {
+        const bench_result *r = &rep->results[i];
+        row_figures f;
+        figures(rep, r, &f);
+        char med[32], lo[32], hi[32], target[64] = "-";
+        bench_target t = bench_workload_target(o, r->threads);
+        int met = target_met(rep, &t, &f);
+        if (t.max_s > 0 || t.min_speedup > 0) {
+            size_t len = 0;
+            if (t.min_speedup > 0)
+                len += (size_t)snprintf(target, sizeof target, "speedup >= %.2f, ",
+                                        t.min_speedup);
+            if (t.max_s > 0)
+                len += (size_t)snprintf(target + len, sizeof target - len, "<= %g %s, ",
+                                        t.max_s < 1e-3 ? t.max_s * 1e6 : t.max_s * 1e3,
+                                        t.max_s < 1e-3 ? "us" : "ms");
+            snprintf(target + len, sizeof target - len, "%s",
+                     met < 0 ? "n/a" : met ? "met" : "MISSED");
+        }
+        printf("%4u %13s %13s %13s %8.2f %7.2f ", r->threads,
+               fmt_time(f.one.median, med, sizeof med), fmt_time(f.one.min, lo, sizeof lo),
+               fmt_time(f.one.max, hi, sizeof hi), f.speedup, rep->bound);
+        if (rep->flops > 0 && f.one.median > 0)
+            printf("%8.1f", rep->flops / f.one.median * 1e-9);
+        else
+            printf("%8s", "-");
+        printf("  %-30s", target);
+        if (f.contaminated)
+            printf(" contaminated");
+        if (f.discarded)
+            printf(" %u-dirty-reps-redone", f.discarded);
+        printf("\n");
+    }
+    if (rep->flops > 0)
+        printf("GFLOP/s counts the matmul flops of one iteration (forward and backward).\n");
 }
 
 static void json_num(const char *key, double v, int valid)
@@ -179,9 +271,13 @@ static void print_json(const bench_report *rep)
         row_figures f;
         figures(rep, r, &f);
         double tasks = (double)rep->tasks;
+        int wl = o->workload != BENCH_WORKLOAD_NONE;
         printf("{\"engine\":\"%s\",\"shape\":\"%s\",\"size\":%" PRIu64,
-               bench_engine_name(r->engine), bench_shape_name(o->shape), o->size);
-        if (chol)
+               bench_engine_name(r->engine),
+               wl ? bench_workload_name(o->workload) : bench_shape_name(o->shape), o->size);
+        if (wl)
+            printf(",\"grain\":null");
+        else if (chol)
             printf(",\"tile\":%zu,\"grain\":null", o->tile);
         else
             printf(",\"grain\":\"%s\"", bench_grain_name(o->grain));
@@ -199,6 +295,16 @@ static void print_json(const bench_report *rep)
         if (chol) {
             json_num("gflops", f.one.median > 0 ? rep->flops / f.one.median * 1e-9 : 0, 1);
             json_num("residual", r->residual, 1);
+        }
+        if (wl) {
+            bench_target t = bench_workload_target(o, r->threads);
+            int met = target_met(rep, &t, &f);
+            printf(",\"iterations\":%" PRIu64, rep->iterations);
+            json_num("gflops", f.one.median > 0 ? rep->flops / f.one.median * 1e-9 : 0,
+                     rep->flops > 0);
+            json_num("target_s", t.max_s, t.max_s > 0);
+            json_num("target_speedup", t.min_speedup, t.min_speedup > 0);
+            printf(",\"target_met\":%s", met < 0 ? "null" : met ? "true" : "false");
         }
         if (r->engine == BENCH_ENGINE_WEFT) {
             for (unsigned e = BENCH_ENGINE_OMP; e < BENCH_ENGINE_COUNT; e++) {
@@ -224,7 +330,7 @@ static void print_json(const bench_report *rep)
             }
             printf("]");
         }
-        if (rep->note != NULL)
+        if (rep->note != NULL && !wl)
             printf(",\"note\":\"%s\"", rep->note);
         printf("}\n");
     }
@@ -234,6 +340,9 @@ void bench_report_print(const bench_report *rep)
 {
     if (rep->opts->json) {
         print_json(rep);
+    } else if (rep->opts->workload != BENCH_WORKLOAD_NONE) {
+        print_workload_table(rep);
+        print_counters(rep);
     } else {
         print_table(rep);
         print_counters(rep);

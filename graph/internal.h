@@ -116,4 +116,54 @@ int wf_graph_side_alloc(struct weft_graph *g, void **arr, size_t elem);
 /* Appends an edge to the edge list. */
 weft_status wf_graph_push_edge(struct weft_graph *g, uint32_t from, uint32_t to);
 
+/* ---- tensor graphs (tensor.c, tgraph.c, autodiff.c, dot.c, ops_api.c) ---------------
+ * A tensor graph is an array of nodes in creation order (a topological order: inputs
+ * always have smaller ids). Node i produces value i. Variables and constants own their
+ * storage (a weft_tensor); placeholders get theirs from the feeds of a plan run. */
+
+#include "ops/internal.h"
+#include "weft/tgraph.h"
+
+/* A tensor: a kernel view (wf_tref) plus ownership. bytes = numel * dtype size. */
+struct weft_tensor {
+    wf_tref ref;
+    size_t bytes;
+    int owned; /* 1: data allocated by weft (64-byte aligned, `bytes` long, >= 64) */
+};
+
+typedef struct wf_tnode {
+    uint16_t op;          /* wf_op_id */
+    uint8_t backward;     /* appended by weft_tgraph_gradients */
+    uint8_t reserved;
+    uint32_t nin;
+    uint32_t in_off;      /* inputs: graph->inputs[in_off .. in_off + nin) */
+    uint32_t name_off;    /* into graph->names, or WF_NO_NAME */
+    wf_desc desc;         /* as known at build time (-1 = open dimension) */
+    wf_attrs attrs;
+    weft_tensor *storage; /* variables and constants: owned */
+} wf_tnode;
+
+struct weft_tgraph {
+    wf_tnode *nodes;
+    size_t n, cap;
+    uint32_t *inputs;
+    size_t ninputs, inputs_cap;
+    char *names;
+    size_t names_len, names_cap;
+    int emitting_backward; /* nodes added now are marked backward */
+};
+
+/* Initialises a tensor struct over data (no allocation). */
+void wf_tensor_view(weft_tensor *t, weft_dtype dtype, const wf_shape *shape, void *data);
+/* A new owned tensor with the given description, zero-filled. */
+weft_status wf_tensor_new(weft_dtype dtype, const wf_shape *shape, weft_tensor **out);
+/* Adds node op(inputs, attrs) after checking ids, arity and the op's shape rule.
+ * On failure nothing is added and the message names the op. */
+weft_status wf_tgraph_add(weft_tgraph *g, wf_op_id op, size_t nin, const uint32_t *inputs,
+                          const wf_attrs *attrs, uint32_t *out);
+/* WEFT_ERR_INVALID_ARG unless v is a value of g. `who` names the caller. */
+weft_status wf_tgraph_check_value(const weft_tgraph *g, weft_value v, const char *who);
+/* The node's name or NULL. */
+const char *wf_tnode_name(const weft_tgraph *g, const wf_tnode *node);
+
 #endif

@@ -7,6 +7,10 @@
  *   weft/pool.h      the thread pool: topology, placement, counters, NUMA memory, tracing
  *   weft/parallel.h  weft_parallel_for and task groups (nested parallelism)
  *   weft/graph.h     task graphs: tasks, edges, data accesses, analysis, runs
+ *   weft/tensor.h    dense tensors (f32, f64, i32), seeded random initialisation
+ *   weft/tgraph.h    tensor graphs: placeholders, variables, autodiff, DOT export
+ *   weft/ops.h       the tensor operations (matmul, elementwise, reductions, losses, ...)
+ *   weft/plan.h      static sessions: compile a graph once, run it many times with feeds
  *
  * Conventions: names are weft_<noun>_<verb>; every call that can fail returns a
  * weft_status (0 = WEFT_OK) and writes results through out-parameters; objects are opaque
@@ -20,6 +24,10 @@
 #include "weft/pool.h"
 #include "weft/parallel.h"
 #include "weft/graph.h"
+#include "weft/tensor.h"
+#include "weft/tgraph.h"
+#include "weft/ops.h"
+#include "weft/plan.h"
 
 #define WEFT_VERSION_MAJOR 0
 #define WEFT_VERSION_MINOR 1

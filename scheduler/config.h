@@ -26,6 +26,20 @@
  * tasks instead of one (graph/run.c). */
 #define WF_RELEASE_LEAF 64
 
+/* Cost model of tensor ops (engine/): a node's estimated time is
+ *   WF_COST_NS_PER_NODE + flops * WF_COST_NS_PER_FLOP + bytes * WF_COST_NS_PER_BYTE,
+ * roughly one core of a current x86 server (30 GFLOP/s in BLAS, 10 GB/s streaming). The
+ * estimates feed the analyzer's work/span report and critical-path priorities; only
+ * their ratios matter for scheduling. */
+#define WF_COST_NS_PER_NODE 50.0
+#define WF_COST_NS_PER_FLOP 0.033
+#define WF_COST_NS_PER_BYTE 0.1
+
+/* Default of weft_plan_options.inline_below_ns: plans estimated below 20 us of work run
+ * their nodes in order on the calling thread; scheduling a task costs ~50-150 ns, which
+ * such plans cannot win back. */
+#define WF_PLAN_INLINE_BELOW_NS 20000.0
+
 /* ThreadSanitizer does not model atomic_thread_fence. Under TSan, every seq_cst fence of
  * the scheduler is replaced by a seq_cst read-modify-write on one shared atomic
  * (scheduler/atomic.h), which TSan does model and which orders the same operations. */

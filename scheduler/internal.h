@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <hwloc.h>
 
@@ -32,11 +33,23 @@ int wf_array_reserve(void **arr, size_t *cap, size_t need, size_t elem);
 /* Monotonic clock in nanoseconds. */
 uint64_t wf_now_ns(void);
 
+/* ---- atomic files (scheduler/atomic_file.c) ------------------------------------------
+ * open writes to "<path>.tmp"; commit flushes, fsyncs, closes and renames it over path
+ * (on any failure it removes the temporary file and returns WEFT_ERR_IO). */
+typedef struct wf_atomic_file {
+    FILE *f;
+    const char *path;
+    char tmp[4096];
+} wf_atomic_file;
+weft_status wf_atomic_file_open(const char *path, wf_atomic_file *af, const char *who);
+weft_status wf_atomic_file_commit(wf_atomic_file *af, const char *who);
+
 /* ---- environment (scheduler/env.c) -------------------------------------------------- */
 
 typedef struct wf_env {
     const char *topology; /* WEFT_TOPOLOGY */
     const char *trace;    /* WEFT_TRACE */
+    int check_numerics;   /* WEFT_CHECK_NUMERICS=1 */
 } wf_env;
 void wf_env_read(wf_env *env);
 

@@ -58,11 +58,10 @@ static void put_json_string(FILE *f, const char *s) {
 weft_status weft_pool_trace_flush(weft_pool *pool) {
     if (!pool) return wf_error(WEFT_ERR_INVALID_ARG, "weft_pool_trace_flush: pool is NULL");
     if (!pool->trace_on) return WEFT_OK;
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", pool->trace_path) >= (int)sizeof tmp)
-        return wf_error(WEFT_ERR_IO, "trace: path too long: %s", pool->trace_path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return wf_error(WEFT_ERR_IO, "trace: cannot write %s", tmp);
+    wf_atomic_file af;
+    weft_status st = wf_atomic_file_open(pool->trace_path, &af, "trace");
+    if (st) return st;
+    FILE *f = af.f;
     fprintf(f, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
     int first = 1;
     uint64_t dropped = 0;
@@ -85,13 +84,5 @@ weft_status weft_pool_trace_flush(weft_pool *pool) {
         dropped += w->trace.dropped;
     }
     fprintf(f, "\n],\"otherData\":{\"dropped_events\":%llu}}\n", (unsigned long long)dropped);
-    int bad = ferror(f) != 0;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, pool->trace_path) != 0) {
-        unlink(tmp);
-        return wf_error(WEFT_ERR_IO, "trace: cannot write %s", pool->trace_path);
-    }
-    return WEFT_OK;
+    return wf_atomic_file_commit(&af, "trace");
 }

@@ -35,7 +35,8 @@ extern "C" {
     X(ERR_TOPOLOGY, 6, "the hardware topology could not be loaded")                \
     X(ERR_SYSTEM, 7, "a system call failed")                                       \
     X(ERR_IO, 8, "an input/output operation failed")                               \
-    X(ERR_RANGE, 9, "an index or size is out of range")
+    X(ERR_RANGE, 9, "an index or size is out of range")                            \
+    X(ERR_NUMERICS, 10, "a value is NaN or infinite (check mode)")
 
 typedef enum weft_status {
 #define WEFT_STATUS_ENUM_(name, value, msg) WEFT_##name = value,

@@ -25,6 +25,7 @@
 #include "bench/engines.h"
 #include "bench/harness.h"
 #include "bench/options.h"
+#include "bench/run_tensor.h"
 #include "bench/shapes.h"
 #include "tests/util/tu_common.h"
 #include "weft.h"
@@ -364,7 +365,9 @@ static int run_captured(const char *line, char **text)
     assert_true(saved >= 0 && fd >= 0);
     dup2(fd, STDOUT_FILENO);
     close(fd);
-    int rc = o.shape == BENCH_SHAPE_CHOLESKY ? bench_run_cholesky(&o) : bench_run_graph(&o);
+    int rc = o.workload != BENCH_WORKLOAD_NONE    ? bench_run_tensor(&o)
+             : o.shape == BENCH_SHAPE_CHOLESKY ? bench_run_cholesky(&o)
+                                               : bench_run_graph(&o);
     fflush(stdout);
     dup2(saved, STDOUT_FILENO);
     close(saved);
@@ -427,6 +430,62 @@ static void test_bench_program_tiny_runs(void **state)
     free(text);
 }
 
+static void test_bench_workload_options(void **state)
+{
+    (void)state;
+    bench_options o;
+    assert_int_equal(parse("weft-bench --workload wide --threads 1,2 --trace t.json", &o), 0);
+    assert_int_equal(o.workload, BENCH_WORKLOAD_WIDE);
+    assert_int_equal(o.size, 256);
+    assert_int_equal(o.iters, 1);
+    assert_int_equal(o.baselines, 0);
+    assert_non_null(o.trace_path); /* points into parse()'s buffer: not compared */
+    assert_int_equal(parse("weft-bench --workload mlp --size small", &o), 0);
+    assert_int_equal(o.size, 16);
+    assert_int_equal(parse("weft-bench --workload xor --iters 7", &o), 0);
+    assert_int_equal(o.size, 4);
+    assert_int_equal(o.iters, 7);
+    assert_true(bench_workload_target(&o, 1).max_s == 5e-6);
+    fprintf(stderr, "(the failure messages that follow are expected)\n");
+    assert_int_equal(parse("weft-bench --workload lstm", &o), -1);
+    assert_int_equal(parse("weft-bench --workload xor --size 8", &o), -1);
+    assert_int_equal(parse("weft-bench --workload mlp --grain 1us", &o), -1);
+    assert_int_equal(parse("weft-bench --workload mlp --shape chain", &o), -1);
+    assert_int_equal(parse("weft-bench --workload mlp --baseline omp", &o), -1);
+    assert_int_equal(parse("weft-bench --shape chain --grain 1us --trace t.json", &o), -1);
+}
+
+/* The three tensor workloads at their tiny size, through the whole program path: build,
+ * verification (bit-identical results at T=1 and T=2), rounds, JSON and table. */
+static void test_bench_workloads_tiny(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"xor", "wide", "mlp"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char line[256], *text = NULL;
+        snprintf(line, sizeof line,
+                 "weft-bench --workload %s --size small --threads 1,2 --reps 2 --rounds 2 "
+                 "--no-filter --json",
+                 names[i]);
+        assert_int_equal(run_captured(line, &text), 0);
+        assert_non_null(text);
+        char shape[32];
+        snprintf(shape, sizeof shape, "\"shape\":\"%s\"", names[i]);
+        assert_int_equal(count_lines_with(text, shape), 2);
+        assert_int_equal(count_lines_with(text, "\"samples\":4,"), 2);
+        assert_int_equal(count_lines_with(text, "\"target_met\":null"), 2);
+        free(text);
+    }
+    char *text = NULL;
+    assert_int_equal(run_captured("weft-bench --workload mlp --size 8 --iters 1 --threads 2 "
+                                  "--reps 1 --rounds 1 --no-filter",
+                                  &text),
+                     0);
+    assert_non_null(strstr(text, "verification passed"));
+    assert_non_null(strstr(text, "median/iter"));
+    free(text);
+}
+
 int main(void)
 {
     tu_main_init(300);
@@ -444,6 +503,8 @@ int main(void)
         cmocka_unit_test(test_bench_checks_catch_bad_runs),
         cmocka_unit_test(test_bench_options),
         cmocka_unit_test(test_bench_program_tiny_runs),
+        cmocka_unit_test(test_bench_workload_options),
+        cmocka_unit_test(test_bench_workloads_tiny),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

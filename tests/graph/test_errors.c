@@ -383,7 +383,7 @@ static const code_row rows[] = {WEFT_STATUS_LIST(ROW_)};
 static void test_errors_status_names_and_strings(void **state)
 {
     (void)state;
-    assert_int_equal(sizeof rows / sizeof *rows, 10);
+    assert_int_equal(sizeof rows / sizeof *rows, 11);
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         assert_string_equal(weft_status_name(rows[i].code), rows[i].name);
         assert_string_equal(weft_status_str(rows[i].code), rows[i].msg);

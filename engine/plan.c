@@ -1,0 +1,189 @@
+/* engine/plan.c - compiling a tensor graph into a plan, and running it.
+ *
+ * Compile: the nodes the fetches and targets need (one reverse sweep: inputs have
+ * smaller ids), copied in graph order; one task per op node; an edge per data
+ * dependency between op nodes; and, for every update of a variable, an edge from each
+ * other node of the plan that reads the variable (reads happen before the write, WAR)
+ * and from the previous update of the same variable (WAW, in graph order).
+ *
+ * Run: bind the feeds, resolve shapes when a fed shape changed, then either schedule the
+ * task graph on the pool or, for a plan whose estimated work is too small to share,
+ * run the nodes in graph order on the calling thread. */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+weft_plan_options weft_plan_options_default(void) {
+    wf_env env;
+    wf_env_read(&env);
+    return (weft_plan_options){.check_numerics = env.check_numerics,
+                               .inline_below_ns = WF_PLAN_INLINE_BELOW_NS};
+}
+
+void weft_plan_destroy(weft_plan *plan) {
+    if (!plan) return;
+    if (plan->nodes) wf_plan_free_buffers(plan);
+    weft_graph_destroy(plan->tasks);
+    wf_free(plan->nodes, plan->n * sizeof *plan->nodes);
+    wf_free(plan->fed, plan->n * sizeof *plan->fed);
+    /* the arrays were allocated one byte longer, so that none is of size 0 */
+    wf_free(plan->in_idx, plan->nin_total * sizeof *plan->in_idx + 1);
+    wf_free(plan->in_refs, plan->nin_total * sizeof *plan->in_refs + 1);
+    wf_free(plan->fetch, plan->nfetch * sizeof *plan->fetch + 1);
+    wf_free(plan->fetch_views, plan->nfetch * sizeof *plan->fetch_views + 1);
+    wf_free(plan->map, plan->map_len * sizeof *plan->map + 1);
+    wf_free(plan, sizeof *plan);
+}
+
+static weft_status check_list(const weft_tgraph *g, size_t n, const weft_value *v,
+                              const char *what) {
+    if (n && !v) return wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_create: %s is NULL", what);
+    for (size_t i = 0; i < n; i++)
+        if (v[i].id >= g->n)
+            return wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_create: %s[%zu] = value %u is not "
+                            "in the graph (%zu values)", what, i, v[i].id, g->n);
+    return WEFT_OK;
+}
+
+/* Marks the nodes needed by fetches and targets; returns how many. */
+static size_t mark_needed(const weft_tgraph *g, unsigned char *need, size_t nf,
+                          const weft_value *f, size_t nt, const weft_value *t) {
+    for (size_t i = 0; i < nf; i++) need[f[i].id] = 1;
+    for (size_t i = 0; i < nt; i++) need[t[i].id] = 1;
+    size_t count = 0;
+    for (size_t v = g->n; v-- > 0;) {
+        if (!need[v]) continue;
+        count++;
+        const wf_tnode *node = &g->nodes[v];
+        for (uint32_t k = 0; k < node->nin; k++) need[g->inputs[node->in_off + k]] = 1;
+    }
+    return count;
+}
+
+/* Copies the needed nodes into the plan and binds the leaves' storage. */
+static weft_status copy_nodes(weft_plan *plan, const unsigned char *need) {
+    weft_tgraph *g = plan->graph;
+    size_t j = 0, nin = 0;
+    for (size_t v = 0; v < g->n; v++) {
+        if (!need[v]) continue;
+        const wf_tnode *node = &g->nodes[v];
+        wf_pnode *p = &plan->nodes[j];
+        plan->map[v] = (uint32_t)j;
+        p->def = wf_op_get((wf_op_id)node->op);
+        p->op = (wf_op_id)node->op;
+        p->plan = plan;
+        p->node = (uint32_t)v;
+        p->nin = node->nin;
+        p->in_off = (uint32_t)nin;
+        p->task = WEFT_TASK_NONE;
+        p->backward = node->backward;
+        p->group = -1;
+        p->attrs = node->attrs;
+        p->build_desc = node->desc;
+        p->out.dtype = node->desc.dtype;
+        p->out.shape = node->desc.shape;
+        for (uint32_t k = 0; k < node->nin; k++)
+            plan->in_idx[nin + k] = plan->map[g->inputs[node->in_off + k]];
+        nin += node->nin;
+        if (node->storage) p->out = node->storage->ref; /* variables, constants */
+        plan->nbackward += node->backward;
+        j++;
+    }
+    return WEFT_OK;
+}
+
+/* One task per op node; data edges; WAR/WAW edges of variable updates. */
+static weft_status build_tasks(weft_plan *plan) {
+    weft_status st = weft_graph_create(&plan->tasks);
+    if (st) return st;
+    size_t nops = 0;
+    for (size_t i = 0; i < plan->n; i++) nops += !(plan->nodes[i].def->flags & WF_OPF_LEAF);
+    if ((st = weft_graph_reserve(plan->tasks, nops, plan->nin_total))) return st;
+    for (size_t i = 0; i < plan->n && !st; i++) {
+        wf_pnode *p = &plan->nodes[i];
+        if (p->def->flags & WF_OPF_LEAF) continue;
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", p->def->name, p->backward ? " (backward)" : "");
+        if ((st = weft_graph_add_task(plan->tasks, wf_pnode_exec, p, name, &p->task))) break;
+        for (uint32_t k = 0; k < p->nin && !st; k++) {
+            const wf_pnode *q = &plan->nodes[plan->in_idx[p->in_off + k]];
+            if (q->task != WEFT_TASK_NONE) st = weft_graph_add_edge(plan->tasks, q->task, p->task);
+        }
+    }
+    plan->ntasks = nops;
+    for (size_t u = 0; u < plan->n && !st; u++) {
+        wf_pnode *up = &plan->nodes[u];
+        if (!(up->def->flags & WF_OPF_UPDATE)) continue;
+        uint32_t var = plan->in_idx[up->in_off];
+        for (size_t r = 0; r < plan->n && !st; r++) {
+            wf_pnode *rp = &plan->nodes[r];
+            if (r == u || rp->task == WEFT_TASK_NONE) continue;
+            int reads = 0;
+            for (uint32_t k = 0; k < rp->nin; k++) reads |= plan->in_idx[rp->in_off + k] == var;
+            if (!reads) continue;
+            if ((rp->def->flags & WF_OPF_UPDATE) && plan->in_idx[rp->in_off] == var) {
+                if (r < u) st = weft_graph_add_edge(plan->tasks, rp->task, up->task); /* WAW */
+            } else {
+                st = weft_graph_add_edge(plan->tasks, rp->task, up->task); /* WAR */
+            }
+        }
+    }
+    if (!st) st = weft_graph_analyze(plan->tasks, NULL);
+    if (st == WEFT_ERR_CYCLE)
+        st = wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_create: a node reads a variable that "
+                      "an update it depends on writes (%s)", weft_last_error());
+    return st;
+}
+
+weft_status weft_plan_create(weft_tgraph *g, weft_pool *pool, size_t nfetch,
+                             const weft_value *fetches, size_t ntarget,
+                             const weft_value *targets, const weft_plan_options *opts,
+                             weft_plan **out) {
+    if (!g || !pool || !out)
+        return wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_create: NULL graph, pool or out");
+    *out = NULL;
+    if (nfetch + ntarget == 0)
+        return wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_create: nothing to fetch or update");
+    weft_status st = check_list(g, nfetch, fetches, "fetches");
+    if (st || (st = check_list(g, ntarget, targets, "targets"))) return st;
+    weft_plan *plan = wf_calloc(sizeof *plan, 64);
+    unsigned char *need = wf_calloc(g->n, 16);
+    if (!plan || !need) {
+        wf_free(plan, sizeof *plan);
+        wf_free(need, g->n);
+        return wf_error(WEFT_ERR_NOMEM, "weft_plan_create: out of memory");
+    }
+    plan->graph = g;
+    plan->pool = pool;
+    plan->opts = opts ? *opts : weft_plan_options_default();
+    plan->n = mark_needed(g, need, nfetch, fetches, ntarget, targets);
+    for (size_t v = 0; v < g->n; v++)
+        if (need[v]) plan->nin_total += g->nodes[v].nin;
+    plan->map_len = g->n;
+    plan->nfetch = nfetch;
+    plan->nodes = wf_calloc(plan->n * sizeof *plan->nodes, 64);
+    plan->in_idx = wf_alloc(plan->nin_total * sizeof *plan->in_idx + 1, 16);
+    plan->in_refs = wf_alloc(plan->nin_total * sizeof *plan->in_refs + 1, 16);
+    plan->map = wf_alloc(plan->map_len * sizeof *plan->map + 1, 16);
+    plan->fetch = wf_alloc(nfetch * sizeof *plan->fetch + 1, 16);
+    plan->fetch_views = wf_calloc(nfetch * sizeof *plan->fetch_views + 1, 16);
+    plan->fed = wf_calloc(plan->n * sizeof *plan->fed, 16);
+    if (!plan->fed || !plan->nodes || !plan->in_idx || !plan->in_refs || !plan->map || !plan->fetch ||
+        !plan->fetch_views) {
+        st = wf_error(WEFT_ERR_NOMEM, "weft_plan_create: out of memory");
+        goto out;
+    }
+    memset(plan->map, 0xff, plan->map_len * sizeof *plan->map);
+    copy_nodes(plan, need);
+    for (size_t i = 0; i < nfetch; i++) plan->fetch[i] = plan->map[fetches[i].id];
+    st = build_tasks(plan);
+out:
+    wf_free(need, g->n);
+    if (st) {
+        weft_plan_destroy(plan);
+        return st;
+    }
+    *out = plan;
+    return WEFT_OK;
+}
