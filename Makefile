@@ -1,5 +1,5 @@
 # weft - build, test, demo.
-#   make            libraries, examples, build/weft-bench
+#   make            libraries, examples, build/weft-bench, build/weft-train
 #   make test       every cmocka suite (non-zero exit on any failure)
 #   make test SAN=thread | SAN=address,undefined   the same under a sanitizer
 #   make demo       tiled Cholesky on 1 and all threads, then a short benchmark table
@@ -7,7 +7,7 @@
 # stops and prints the exact command.
 
 PKGS     := libhwloc-dev libopenblas-dev liblapacke-dev libcmocka-dev pkg-config zlib1g-dev
-PCMODS   := hwloc openblas cmocka lapacke
+PCMODS   := hwloc openblas cmocka lapacke zlib
 
 CC       ?= gcc
 SAN      ?=
@@ -28,7 +28,7 @@ PC_CFLAGS = $(shell pkg-config --cflags $(PCMODS) 2>/dev/null)
 PC_LIBS   = $(shell pkg-config --libs $(PCMODS) 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS_B := -std=c11 -O2 -g $(WARN) -fno-math-errno -fopenmp -fPIC -fvisibility=hidden \
+CFLAGS_B := -std=c11 -O2 -g $(WARN) -fno-math-errno -fno-trapping-math -fopenmp -fPIC -fvisibility=hidden \
             -D_GNU_SOURCE -Iinclude -I. $(SANFLAGS)
 LDLIBS_B  = $(PC_LIBS) -fopenmp -lpthread -lm $(SANFLAGS)
 
@@ -39,6 +39,7 @@ EX_MAINS := $(filter-out $(EX_SHARED),$(wildcard examples/*.c))
 EX_BIN   := $(EX_MAINS:examples/%.c=$(BUILD)/%)
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_LIB:= $(filter-out bench/main.c,$(BENCH_SRC))
+TOOL_SRC := $(wildcard tools/*.c)
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_UTIL:= $(wildcard tests/util/*.c)
@@ -51,7 +52,7 @@ SAN_ENV  := LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp \
 
 .PHONY: all test demo clean deps check-symbols
 .SECONDARY:
-all: $(BUILD)/libweft.a $(BUILD)/libweft.so $(EX_BIN) $(BUILD)/weft-bench
+all: $(BUILD)/libweft.a $(BUILD)/libweft.so $(EX_BIN) $(BUILD)/weft-bench $(BUILD)/weft-train
 
 deps: $(DEPS_OK)
 $(DEPS_OK):
@@ -87,6 +88,12 @@ $(BUILD)/%: $(BUILD)/obj/examples/%.o $(EX_SHARED_OBJ) $(BUILD)/libweft.a
 
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/weft-bench: $(BENCH_OBJ) $(EX_SHARED_OBJ) $(BUILD)/libweft.a
+	$(CC) -o $@ $^ $(LDLIBS_B)
+
+# TOOLS: command-line programs built on the library (tools/*.c, one program for now).
+# tests/tools/ runs the built binary ($(BUILD)/weft-train, found through WEFT_TEST_BUILD).
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/weft-train: $(TOOL_OBJ) $(BUILD)/libweft.a
 	$(CC) -o $@ $^ $(LDLIBS_B)
 
 TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)

@@ -17,6 +17,28 @@
 #include "graph/internal.h"
 #include "weft/plan.h"
 
+/* ---- the arena of dynamic iterations (engine/arena.c) ---------------------------------
+ * A bump allocator: blocks of at least WF_ARENA_BLOCK bytes, 64-byte aligned pieces.
+ * reset frees everything at once and keeps one block as large as the last iteration
+ * needed in total, so that a steady loop stops allocating. Not thread-safe. */
+typedef struct wf_arena_block wf_arena_block;
+typedef struct wf_arena {
+    wf_arena_block *head;
+    size_t used_total; /* bytes handed out since the last reset */
+    size_t held;       /* bytes of all blocks */
+} wf_arena;
+void *wf_arena_alloc(wf_arena *a, size_t bytes);
+void wf_arena_reset(wf_arena *a);
+void wf_arena_free(wf_arena *a);
+
+/* A buffer of a static plan, shared by the values the memory plan gives it. */
+typedef struct wf_buffer {
+    void *data;      /* allocated during a run by the buffer's first holder */
+    size_t cap;
+    uint8_t on_pool; /* from weft_pool_alloc */
+    int group;       /* NUMA group of the worker that allocated it, -1 before */
+} wf_buffer;
+
 typedef struct wf_pnode {
     const wf_op_def *def;
     struct weft_plan *plan;
@@ -28,6 +50,9 @@ typedef struct wf_pnode {
     uint8_t backward;
     uint8_t on_pool;      /* the buffer came from weft_pool_alloc */
     uint8_t failed;       /* inline runs: this node failed or was skipped */
+    uint8_t in_arena;     /* the buffer belongs to the plan's arena */
+    uint8_t buf_first;    /* the first holder of buf: allocates it */
+    uint32_t buf;         /* static plans: index in plan->bufs, UINT32_MAX for none */
     int group;            /* NUMA group that allocated the buffer, -1 before */
     wf_attrs attrs;
     wf_desc build_desc;   /* from the graph (may hold open dimensions) */
@@ -52,6 +77,10 @@ struct weft_plan {
     wf_tref *in_refs;     /* scratch: node i's input views at [in_off .. in_off + nin) */
     weft_graph *tasks;
     size_t ntasks;
+    wf_arena *arena;      /* dynamic plans: buffers come from here, never freed one by one */
+    wf_buffer *bufs;      /* static plans: the memory plan's buffers */
+    size_t nbufs, bufs_cap;
+    size_t planned_bytes, naive_bytes;
     size_t nbackward;
     uint32_t *fetch;      /* plan indexes of the fetches */
     size_t nfetch;
@@ -70,6 +99,22 @@ struct weft_plan {
     char fail_msg[768];
 };
 
+
+/* What the dynamic mode adds to a plan: nodes already computed by earlier plans of the
+ * iteration (is_done[v], their data done[v]) become leaves, and buffers come from the
+ * arena (allocated when shapes are resolved, on the calling thread). */
+typedef struct wf_plan_extras {
+    const unsigned char *is_done;
+    const wf_tref *done;
+    size_t ndone;
+    wf_arena *arena;
+} wf_plan_extras;
+
+weft_status wf_plan_create_ex(weft_tgraph *graph, weft_pool *pool, size_t nfetch,
+                              const weft_value *fetches, size_t ntarget,
+                              const weft_value *targets, const weft_plan_options *opts,
+                              const wf_plan_extras *extras, weft_plan **out);
+
 /* engine/plan_exec.c */
 /* Runs one op node (allocating its buffer if needed); a weft_task_fn. */
 int wf_pnode_exec(void *arg);
@@ -77,5 +122,8 @@ int wf_pnode_exec(void *arg);
  * cost estimates. */
 weft_status wf_plan_resolve(struct weft_plan *plan);
 void wf_plan_free_buffers(struct weft_plan *plan);
+/* engine/memplan.c: assigns buffers for the resolved shapes (see the file's comment);
+ * keeps old buffers that are still large enough. */
+weft_status wf_memplan_build(struct weft_plan *plan);
 
 #endif

@@ -18,12 +18,14 @@ weft_plan_options weft_plan_options_default(void) {
     wf_env env;
     wf_env_read(&env);
     return (weft_plan_options){.check_numerics = env.check_numerics,
-                               .inline_below_ns = WF_PLAN_INLINE_BELOW_NS};
+                               .inline_below_ns = WF_PLAN_INLINE_BELOW_NS,
+                               .memory_plan = 1};
 }
 
 void weft_plan_destroy(weft_plan *plan) {
     if (!plan) return;
     if (plan->nodes) wf_plan_free_buffers(plan);
+    wf_free(plan->bufs, plan->bufs_cap * sizeof *plan->bufs + 1);
     weft_graph_destroy(plan->tasks);
     wf_free(plan->nodes, plan->n * sizeof *plan->nodes);
     wf_free(plan->fed, plan->n * sizeof *plan->fed);
@@ -34,6 +36,10 @@ void weft_plan_destroy(weft_plan *plan) {
     wf_free(plan->fetch_views, plan->nfetch * sizeof *plan->fetch_views + 1);
     wf_free(plan->map, plan->map_len * sizeof *plan->map + 1);
     wf_free(plan, sizeof *plan);
+}
+
+static int is_done(const wf_plan_extras *x, size_t v) {
+    return x && x->is_done && v < x->ndone && x->is_done[v];
 }
 
 static weft_status check_list(const weft_tgraph *g, size_t n, const weft_value *v,
@@ -47,27 +53,43 @@ static weft_status check_list(const weft_tgraph *g, size_t n, const weft_value *
 }
 
 /* Marks the nodes needed by fetches and targets; returns how many. */
-static size_t mark_needed(const weft_tgraph *g, unsigned char *need, size_t nf,
-                          const weft_value *f, size_t nt, const weft_value *t) {
+static size_t mark_needed(const weft_tgraph *g, const wf_plan_extras *x, unsigned char *need,
+                          size_t nf, const weft_value *f, size_t nt, const weft_value *t) {
     for (size_t i = 0; i < nf; i++) need[f[i].id] = 1;
     for (size_t i = 0; i < nt; i++) need[t[i].id] = 1;
     size_t count = 0;
     for (size_t v = g->n; v-- > 0;) {
         if (!need[v]) continue;
         count++;
+        if (is_done(x, v)) continue; /* computed by an earlier plan: a leaf here */
         const wf_tnode *node = &g->nodes[v];
         for (uint32_t k = 0; k < node->nin; k++) need[g->inputs[node->in_off + k]] = 1;
     }
     return count;
 }
 
-/* Copies the needed nodes into the plan and binds the leaves' storage. */
-static weft_status copy_nodes(weft_plan *plan, const unsigned char *need) {
+/* Copies the needed nodes into the plan and binds the leaves' storage (and the data of
+ * nodes an earlier plan computed, which become leaves without inputs). */
+static weft_status copy_nodes(weft_plan *plan, const wf_plan_extras *x, const unsigned char *need) {
     weft_tgraph *g = plan->graph;
     size_t j = 0, nin = 0;
     for (size_t v = 0; v < g->n; v++) {
         if (!need[v]) continue;
         const wf_tnode *node = &g->nodes[v];
+        if (is_done(x, v)) {
+            wf_pnode *p = &plan->nodes[j];
+            plan->map[v] = (uint32_t)j++;
+            p->def = wf_op_get(WF_OP_CONSTANT);
+            p->op = WF_OP_CONSTANT;
+            p->plan = plan;
+            p->node = (uint32_t)v;
+            p->task = WEFT_TASK_NONE;
+            p->buf = UINT32_MAX;
+            p->group = -1;
+            p->build_desc = node->desc;
+            p->out = x->done[v];
+            continue;
+        }
         wf_pnode *p = &plan->nodes[j];
         plan->map[v] = (uint32_t)j;
         p->def = wf_op_get((wf_op_id)node->op);
@@ -77,6 +99,7 @@ static weft_status copy_nodes(weft_plan *plan, const unsigned char *need) {
         p->nin = node->nin;
         p->in_off = (uint32_t)nin;
         p->task = WEFT_TASK_NONE;
+        p->buf = UINT32_MAX;
         p->backward = node->backward;
         p->group = -1;
         p->attrs = node->attrs;
@@ -140,6 +163,13 @@ weft_status weft_plan_create(weft_tgraph *g, weft_pool *pool, size_t nfetch,
                              const weft_value *fetches, size_t ntarget,
                              const weft_value *targets, const weft_plan_options *opts,
                              weft_plan **out) {
+    return wf_plan_create_ex(g, pool, nfetch, fetches, ntarget, targets, opts, NULL, out);
+}
+
+weft_status wf_plan_create_ex(weft_tgraph *g, weft_pool *pool, size_t nfetch,
+                              const weft_value *fetches, size_t ntarget,
+                              const weft_value *targets, const weft_plan_options *opts,
+                              const wf_plan_extras *x, weft_plan **out) {
     if (!g || !pool || !out)
         return wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_create: NULL graph, pool or out");
     *out = NULL;
@@ -157,9 +187,10 @@ weft_status weft_plan_create(weft_tgraph *g, weft_pool *pool, size_t nfetch,
     plan->graph = g;
     plan->pool = pool;
     plan->opts = opts ? *opts : weft_plan_options_default();
-    plan->n = mark_needed(g, need, nfetch, fetches, ntarget, targets);
+    plan->arena = x ? x->arena : NULL;
+    plan->n = mark_needed(g, x, need, nfetch, fetches, ntarget, targets);
     for (size_t v = 0; v < g->n; v++)
-        if (need[v]) plan->nin_total += g->nodes[v].nin;
+        if (need[v] && !is_done(x, v)) plan->nin_total += g->nodes[v].nin;
     plan->map_len = g->n;
     plan->nfetch = nfetch;
     plan->nodes = wf_calloc(plan->n * sizeof *plan->nodes, 64);
@@ -175,7 +206,7 @@ weft_status weft_plan_create(weft_tgraph *g, weft_pool *pool, size_t nfetch,
         goto out;
     }
     memset(plan->map, 0xff, plan->map_len * sizeof *plan->map);
-    copy_nodes(plan, need);
+    copy_nodes(plan, x, need);
     for (size_t i = 0; i < nfetch; i++) plan->fetch[i] = plan->map[fetches[i].id];
     st = build_tasks(plan);
 out:

@@ -43,42 +43,39 @@ static const char *input_shapes(const weft_plan *plan, const wf_pnode *p, char *
     return buf;
 }
 
-static void free_buffer(weft_plan *plan, wf_pnode *p) {
-    if (!p->cap) return;
-    if (p->on_pool)
-        weft_pool_free(plan->pool, p->out.data, p->cap);
+static void free_buffer(weft_plan *plan, wf_buffer *b) {
+    if (!b->data) return;
+    if (b->on_pool)
+        weft_pool_free(plan->pool, b->data, b->cap);
     else
-        wf_free(p->out.data, p->cap);
-    atomic_fetch_sub_explicit(&plan->buffer_bytes, p->cap, memory_order_relaxed);
-    p->out.data = NULL;
-    p->cap = 0;
+        wf_free(b->data, b->cap);
+    atomic_fetch_sub_explicit(&plan->buffer_bytes, b->cap, memory_order_relaxed);
+    b->data = NULL;
 }
 
-/* Allocates node p's buffer on the calling worker's NUMA node: explicitly bound when the
- * pool spans several NUMA groups, else by first touch (the kernel writes it here). */
-static int alloc_buffer(weft_plan *plan, wf_pnode *p, size_t bytes) {
-    free_buffer(plan, p);
-    size_t cap = bytes < 64 ? 64 : (bytes + 63) & ~(size_t)63;
+/* Allocates buffer b (b->cap bytes) on the calling worker's NUMA node: explicitly bound
+ * when the pool spans several NUMA groups, else by first touch (the kernel writes it
+ * here). Called by the buffer's first holder only. */
+static int alloc_buffer(weft_plan *plan, const wf_pnode *p, wf_buffer *b) {
     void *data = NULL;
-    int slot = weft_pool_current_worker(plan->pool);
     if (weft_pool_numa_groups(plan->pool) > 1) {
-        if (weft_pool_alloc(plan->pool, cap, -1, &data) != WEFT_OK) data = NULL;
-        p->on_pool = 1;
+        if (weft_pool_alloc(plan->pool, b->cap, -1, &data) != WEFT_OK) data = NULL;
+        b->on_pool = 1;
+        int slot = weft_pool_current_worker(plan->pool);
         weft_worker_info info;
         if (weft_pool_worker_info(plan->pool, slot < 0 ? 0 : (unsigned)slot, &info) == WEFT_OK)
-            p->group = (int)info.group;
+            b->group = (int)info.group;
     } else {
-        data = wf_alloc(cap, 64);
-        p->on_pool = 0;
-        p->group = 0;
+        data = wf_alloc(b->cap, 64);
+        b->on_pool = 0;
+        b->group = 0;
     }
     if (!data)
         return fail(plan, WEFT_ERR_NOMEM, "%s (node %u): out of memory for %zu bytes",
-                    p->def->name, p->node, cap);
-    p->out.data = data;
-    p->cap = cap;
+                    p->def->name, p->node, b->cap);
+    b->data = data;
     atomic_fetch_add_explicit(&plan->allocations, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&plan->buffer_bytes, cap, memory_order_relaxed);
+    atomic_fetch_add_explicit(&plan->buffer_bytes, b->cap, memory_order_relaxed);
     return 0;
 }
 
@@ -90,12 +87,15 @@ int wf_pnode_exec(void *arg) {
     for (uint32_t k = 0; k < p->nin; k++) in[k] = plan->nodes[idx[k]].out;
     if (p->def->flags & WF_OPF_UPDATE) {
         p->out.data = in[0].data; /* the variable itself */
-    } else {
-        size_t bytes = wf_shape_numel(&p->out.shape) * weft_dtype_size(p->out.dtype);
-        if (bytes > p->cap) {
-            int rc = alloc_buffer(plan, p, bytes);
+    } else if (p->buf != UINT32_MAX) {
+        wf_buffer *b = &plan->bufs[p->buf];
+        /* later holders see the first holder's allocation: it happens-before them */
+        if (!b->data && p->buf_first) {
+            int rc = alloc_buffer(plan, p, b);
             if (rc) return rc;
         }
+        p->out.data = b->data;
+        p->group = b->group;
     }
     wf_kernel_ctx ctx = {.scratch = &p->scratch, .pool = plan->pool, .attrs = &p->attrs, .nin = p->nin, .in = in,
                          .out = &p->out};
@@ -154,6 +154,18 @@ weft_status wf_plan_resolve(weft_plan *plan) {
         }
         p->out.dtype = out.dtype;
         p->out.shape = out.shape;
+        if (plan->arena && !(p->def->flags & WF_OPF_UPDATE)) {
+            size_t bytes = wf_shape_numel(&out.shape) * weft_dtype_size(out.dtype);
+            if (bytes > p->cap) {
+                if (!(p->out.data = wf_arena_alloc(plan->arena, bytes))) {
+                    st = wf_error(WEFT_ERR_NOMEM, "%s (node %u): out of memory for %zu bytes",
+                                  p->def->name, p->node, bytes);
+                    break;
+                }
+                p->cap = bytes < 64 ? 64 : bytes; /* arena memory: never freed one by one */
+                p->in_arena = 1;
+            }
+        }
         double cost = node_cost_ns(p, desc);
         work += cost;
         /* Costs steer priorities only, and a new cost invalidates the analysis (a
@@ -164,6 +176,7 @@ weft_status wf_plan_resolve(weft_plan *plan) {
         }
     }
     if (desc != small) wf_free(desc, max_in * sizeof *desc);
+    if (!st && !plan->arena) st = wf_memplan_build(plan);
     if (!st) {
         plan->costs_set = 1;
         plan->work_ns = work;
@@ -173,8 +186,6 @@ weft_status wf_plan_resolve(weft_plan *plan) {
 }
 
 void wf_plan_free_buffers(weft_plan *plan) {
-    for (size_t i = 0; i < plan->n; i++) {
-        free_buffer(plan, &plan->nodes[i]);
-        wf_scratch_free(&plan->nodes[i].scratch);
-    }
+    for (size_t b = 0; b < plan->nbufs; b++) free_buffer(plan, &plan->bufs[b]);
+    for (size_t i = 0; i < plan->n; i++) wf_scratch_free(&plan->nodes[i].scratch);
 }

@@ -1,4 +1,5 @@
 /* engine/plan_run.c - weft_plan_run, fetches and the plan report. */
+#include <stdint.h>
 #include <string.h>
 
 #include "engine/internal.h"
@@ -113,6 +114,18 @@ weft_status weft_plan_fetch(weft_plan *plan, size_t i, const weft_tensor **out) 
     return WEFT_OK;
 }
 
+weft_status weft_plan_value_buffer(const weft_plan *plan, weft_value value, size_t *buffer) {
+    if (!plan || !buffer) return wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_value_buffer: NULL argument");
+    if (!plan->shapes_valid)
+        return wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_value_buffer: the plan has not run yet");
+    *buffer = SIZE_MAX;
+    if (value.id < plan->map_len && plan->map[value.id] != UINT32_MAX) {
+        const wf_pnode *p = &plan->nodes[plan->map[value.id]];
+        if (p->buf != UINT32_MAX) *buffer = p->buf;
+    }
+    return WEFT_OK;
+}
+
 weft_status weft_plan_stats_get(weft_plan *plan, weft_plan_stats *out) {
     if (!plan || !out) return wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_stats_get: NULL argument");
     memset(out, 0, sizeof *out);
@@ -136,5 +149,7 @@ weft_status weft_plan_stats_get(weft_plan *plan, weft_plan_stats *out) {
     out->buffer_bytes = atomic_load_explicit(&plan->buffer_bytes, memory_order_relaxed);
     out->allocations = atomic_load_explicit(&plan->allocations, memory_order_relaxed);
     out->placed_tasks = plan->placed_tasks;
+    out->planned_bytes = plan->planned_bytes;
+    out->naive_bytes = plan->naive_bytes;
     return WEFT_OK;
 }

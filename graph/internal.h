@@ -134,7 +134,7 @@ struct weft_tensor {
 typedef struct wf_tnode {
     uint16_t op;          /* wf_op_id */
     uint8_t backward;     /* appended by weft_tgraph_gradients */
-    uint8_t reserved;
+    uint8_t borrowed;     /* storage is the caller's tensor (dynamic mode): not destroyed */
     uint32_t nin;
     uint32_t in_off;      /* inputs: graph->inputs[in_off .. in_off + nin) */
     uint32_t name_off;    /* into graph->names, or WF_NO_NAME */
@@ -161,6 +161,10 @@ weft_status wf_tensor_new(weft_dtype dtype, const wf_shape *shape, weft_tensor *
  * On failure nothing is added and the message names the op. */
 weft_status wf_tgraph_add(weft_tgraph *g, wf_op_id op, size_t nin, const uint32_t *inputs,
                           const wf_attrs *attrs, uint32_t *out);
+/* A leaf (VARIABLE or CONSTANT) over the caller's tensor, borrowed, not copied. */
+weft_status wf_tgraph_add_borrowed(weft_tgraph *g, wf_op_id op, weft_tensor *t, uint32_t *out);
+/* Removes every node (keeping the arrays' capacity): a new graph in the same memory. */
+void wf_tgraph_reset(weft_tgraph *g);
 /* WEFT_ERR_INVALID_ARG unless v is a value of g. `who` names the caller. */
 weft_status wf_tgraph_check_value(const weft_tgraph *g, weft_value v, const char *who);
 /* The node's name or NULL. */

@@ -63,8 +63,9 @@ weft_status wf_tensor_new(weft_dtype dtype, const wf_shape *shape, weft_tensor *
     size_t cap = t->bytes < 64 ? 64 : (t->bytes + 63) & ~(size_t)63;
     t->ref.data = wf_calloc(cap, 64);
     if (!t->ref.data) {
+        weft_status st = wf_error(WEFT_ERR_NOMEM, "tensor: out of memory for %zu bytes", t->bytes);
         wf_free(t, sizeof *t);
-        return wf_error(WEFT_ERR_NOMEM, "tensor: out of memory for %zu bytes", t->bytes);
+        return st;
     }
     t->owned = 1;
     *out = t;

@@ -13,9 +13,16 @@ weft_status weft_tgraph_create(weft_tgraph **out) {
     return WEFT_OK;
 }
 
+void wf_tgraph_reset(weft_tgraph *g) {
+    for (size_t i = 0; i < g->n; i++)
+        if (!g->nodes[i].borrowed) weft_tensor_destroy(g->nodes[i].storage);
+    g->n = g->ninputs = g->names_len = 0;
+    g->emitting_backward = 0;
+}
+
 void weft_tgraph_destroy(weft_tgraph *g) {
     if (!g) return;
-    for (size_t i = 0; i < g->n; i++) weft_tensor_destroy(g->nodes[i].storage);
+    wf_tgraph_reset(g);
     wf_free(g->nodes, g->cap * sizeof *g->nodes);
     wf_free(g->inputs, g->inputs_cap * sizeof *g->inputs);
     wf_free(g->names, g->names_cap);
@@ -123,6 +130,15 @@ static weft_status add_leaf(weft_tgraph *g, wf_op_id op, weft_dtype dtype, const
     return WEFT_OK;
 }
 
+weft_status wf_tgraph_add_borrowed(weft_tgraph *g, wf_op_id op, weft_tensor *t, uint32_t *out) {
+    weft_status st = reserve(g, 0, NULL, "tensor graph");
+    if (st) return st;
+    wf_desc desc = {.dtype = t->ref.dtype, .shape = t->ref.shape};
+    *out = push(g, op, 0, NULL, NULL, &desc, NULL, t);
+    g->nodes[*out].borrowed = 1;
+    return WEFT_OK;
+}
+
 weft_status weft_tgraph_placeholder(weft_tgraph *g, weft_dtype dtype, size_t ndim,
                                     const int64_t *dims, const char *name, weft_value *out) {
     const char *who = "weft_tgraph_placeholder";
@@ -186,6 +202,18 @@ weft_status weft_tgraph_value_info(const weft_tgraph *g, weft_value v, weft_dtyp
 const char *weft_tgraph_value_op(const weft_tgraph *g, weft_value v) {
     if (!g || v.id >= g->n) return "?";
     return wf_op_get((wf_op_id)g->nodes[v.id].op)->name;
+}
+
+weft_status weft_tgraph_value_inputs(const weft_tgraph *g, weft_value v, const weft_value **inputs,
+                                     size_t *n) {
+    weft_status st = wf_tgraph_check_value(g, v, "weft_tgraph_value_inputs");
+    if (st) return st;
+    if (!inputs || !n) return wf_error(WEFT_ERR_INVALID_ARG, "weft_tgraph_value_inputs: NULL argument");
+    _Static_assert(sizeof(weft_value) == sizeof(uint32_t), "weft_value wraps one id");
+    const wf_tnode *node = &g->nodes[v.id];
+    *inputs = (const weft_value *)(g->inputs + node->in_off);
+    *n = node->nin;
+    return WEFT_OK;
 }
 
 size_t weft_tgraph_node_count(const weft_tgraph *g) { return g ? g->n : 0; }

@@ -11,6 +11,10 @@
  *   weft/tgraph.h    tensor graphs: placeholders, variables, autodiff, DOT export
  *   weft/ops.h       the tensor operations (matmul, elementwise, reductions, losses, ...)
  *   weft/plan.h      static sessions: compile a graph once, run it many times with feeds
+ *   weft/dynamic.h   dynamic graphs (define by run): lazy evaluation, parameters, backward
+ *   weft/optim.h     optimizers (SGD, momentum, Adam) for static and dynamic graphs
+ *   weft/data.h      IDX datasets and shuffled mini-batches
+ *   weft/checkpoint.h  checkpoints of parameters and optimizer state
  *
  * Conventions: names are weft_<noun>_<verb>; every call that can fail returns a
  * weft_status (0 = WEFT_OK) and writes results through out-parameters; objects are opaque
@@ -28,6 +32,10 @@
 #include "weft/tgraph.h"
 #include "weft/ops.h"
 #include "weft/plan.h"
+#include "weft/dynamic.h"
+#include "weft/optim.h"
+#include "weft/data.h"
+#include "weft/checkpoint.h"
 
 #define WEFT_VERSION_MAJOR 0
 #define WEFT_VERSION_MINOR 1

@@ -155,9 +155,18 @@ static int stretch_chunk(void *arg, size_t begin, size_t end) {
     return 0;
 }
 
+/* Same element count: the identity (a copy, or nothing when the memory plan runs it in
+ * place). Both ops take this path whenever the shapes agree at run time. */
+static int identity_copy(const wf_kernel_ctx *ctx) {
+    size_t bytes = wf_shape_numel(&ctx->out->shape) * weft_dtype_size(ctx->out->dtype);
+    if (bytes && ctx->out->data != ctx->in[0].data) memcpy(ctx->out->data, ctx->in[0].data, bytes);
+    return 0;
+}
+
 static int broadcast_like_forward(const wf_kernel_ctx *ctx) {
     size_t n = wf_shape_numel(&ctx->out->shape);
     if (n == 0) return 0;
+    if (n == wf_shape_numel(&ctx->in[0].shape)) return identity_copy(ctx);
     stretch_plan plan;
     stretch_plan_init(&plan, &ctx->in[0], ctx->out);
     return wf_kernel_parallel(ctx, n, WF_ELEM_GRAIN, stretch_chunk, &plan);
@@ -314,6 +323,7 @@ static int sum_like_forward(const wf_kernel_ctx *ctx) {
     size_t total = wf_shape_numel(&x->shape), out_numel = wf_shape_numel(&out->shape);
     size_t es = weft_dtype_size(out->dtype);
     if (out_numel == 0) return 0;
+    if (total == out_numel) return identity_copy(ctx);
     if (total == 0) { /* an empty sum */
         memset(out->data, 0, out_numel * es);
         return 0;
@@ -401,7 +411,8 @@ static weft_status sum_like_backward(wf_grad_ctx *c) {
 const wf_op_def wf_op_def_broadcast_like = {.name = "broadcast_like",
                                             .min_inputs = 2,
                                             .max_inputs = 2,
-                                            .flags = WF_OPF_INTERNAL,
+                                            .flags = WF_OPF_INTERNAL | WF_OPF_INPLACE | WF_OPF_VIEW,
+                                            .shape_only = 1u << 1,
                                             .shape = broadcast_like_shape,
                                             .forward = broadcast_like_forward,
                                             .backward = broadcast_like_backward,
@@ -410,7 +421,8 @@ const wf_op_def wf_op_def_broadcast_like = {.name = "broadcast_like",
 const wf_op_def wf_op_def_sum_like = {.name = "sum_like",
                                       .min_inputs = 2,
                                       .max_inputs = 2,
-                                      .flags = WF_OPF_INTERNAL,
+                                      .flags = WF_OPF_INTERNAL | WF_OPF_INPLACE | WF_OPF_VIEW,
+                                      .shape_only = 1u << 1,
                                       .shape = sum_like_shape,
                                       .forward = sum_like_forward,
                                       .backward = sum_like_backward,

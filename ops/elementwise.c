@@ -19,6 +19,7 @@
 #include <tgmath.h>
 
 #include "ops/internal.h"
+#include "ops/vmath.h"
 
 /* ---- shape rules ---------------------------------------------------------------------- */
 
@@ -120,13 +121,13 @@ UNARY_OPS(DEFINE_UNARY_SHAPE)
  * p == 2 and p == 1 (x * x is the correctly rounded square). */
 #define UNARY_KERNELS(X)                                                                   \
     X(neg, -x)                                                                             \
-    X(exp, exp(x))                                                                         \
-    X(log, log(x))                                                                         \
-    X(sqrt, sqrt(x))                                                                       \
-    X(sigmoid, 1 / (1 + exp(-x)))                                                          \
-    X(tanh, tanh(x))                                                                       \
+    X(exp, vm_exp(x))                                                                      \
+    X(log, vm_log(x))                                                                      \
+    X(sqrt, vm_sqrt(x))                                                                    \
+    X(sigmoid, vm_sigmoid(x))                                                              \
+    X(tanh, vm_tanh(x))                                                                    \
     X(relu, x < 0 ? 0 : x)                                                                 \
-    X(pow, pow(x, p))                                                                      \
+    X(pow, vm_pow(x, p))                                                                   \
     X(square, x * x)                                                                       \
     X(copy, x)                                                                             \
     X(scale, x * p)
@@ -480,25 +481,46 @@ static weft_status scale_backward(wf_grad_ctx *c) {
 
 /* ---- the table entries ---------------------------------------------------------------- */
 
+/* Inputs read for their shape only (bit k = input k): fill_like reads its ref's shape. */
+enum { add_shape_only = 0 };
+enum { sub_shape_only = 0 };
+enum { mul_shape_only = 0 };
+enum { div_shape_only = 0 };
+enum { neg_shape_only = 0 };
+enum { exp_shape_only = 0 };
+enum { log_shape_only = 0 };
+enum { sqrt_shape_only = 0 };
+enum { sigmoid_shape_only = 0 };
+enum { tanh_shape_only = 0 };
+enum { relu_shape_only = 0 };
+enum { pow_shape_only = 0 };
+enum { scale_shape_only = 0 };
+enum { fill_like_shape_only = 1u };
+enum { sigmoid_grad_shape_only = 0 };
+enum { tanh_grad_shape_only = 0 };
+enum { relu_grad_shape_only = 0 };
+
 #define OP_DEF(NAME, NIN, FLAGS, BACKWARD, COST)                                           \
     const wf_op_def wf_op_def_##NAME = {.name = #NAME,                                     \
                                         .min_inputs = NIN,                                 \
                                         .max_inputs = NIN,                                 \
                                         .flags = FLAGS,                                    \
+                                        .shape_only = NAME##_shape_only,                   \
                                         .shape = NAME##_shape,                             \
                                         .forward = NAME##_forward,                         \
                                         .backward = BACKWARD,                              \
                                         .cost = COST};
 
 /* Unary ops compute out[i] from in[i] alone, with out described like input 0: they may
- * run in place. Binary ops may not in general (out is larger when a is broadcast). */
+ * run in place. Binary ops may too, over an operand as large as the output (the memory
+ * plan checks the sizes: a broadcast operand is smaller than the output). */
 enum { UNARY_FLAGS = WF_OPF_INPLACE,
        FUSED_GRAD_FLAGS = WF_OPF_INTERNAL | WF_OPF_NOT_DIFFERENTIABLE | WF_OPF_INPLACE };
 
-OP_DEF(add, 2, 0, add_backward, NULL)
-OP_DEF(sub, 2, 0, sub_backward, NULL)
-OP_DEF(mul, 2, 0, mul_backward, NULL)
-OP_DEF(div, 2, 0, div_backward, NULL)
+OP_DEF(add, 2, WF_OPF_INPLACE, add_backward, NULL)
+OP_DEF(sub, 2, WF_OPF_INPLACE, sub_backward, NULL)
+OP_DEF(mul, 2, WF_OPF_INPLACE, mul_backward, NULL)
+OP_DEF(div, 2, WF_OPF_INPLACE, div_backward, NULL)
 OP_DEF(neg, 1, UNARY_FLAGS, neg_backward, NULL)
 OP_DEF(exp, 1, UNARY_FLAGS, exp_backward, cost_transcendental)
 OP_DEF(log, 1, UNARY_FLAGS, log_backward, cost_transcendental)

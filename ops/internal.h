@@ -48,7 +48,9 @@
     X(CONCAT, concat) X(SLICE, slice) X(SLICE_GRAD, slice_grad)                        \
     X(GATHER, gather) X(GATHER_GRAD, gather_grad)                                      \
     /* update.c */                                                                     \
-    X(ASSIGN, assign) X(ASSIGN_SUB, assign_sub)
+    X(ASSIGN, assign) X(ASSIGN_SUB, assign_sub) X(ASSIGN_ADD, assign_add)              \
+    /* optim.c */                                                                      \
+    X(OPTIM_UPDATE, optim_update)
 
 typedef enum wf_op_id {
 #define WF_OP_ENUM_(e, n) WF_OP_##e,
@@ -88,7 +90,9 @@ typedef struct wf_attrs {
     int64_t begin, end; /* slice, slice_grad: the range on axis */
     int perm[WEFT_MAX_DIMS]; /* transpose */
     wf_shape shape;     /* reshape: the requested shape (-1 = inferred) */
+    void *slot;         /* optim_update: the parameter's wf_optim_slot */
 } wf_attrs;
+
 
 /* ---- helpers (ops/common.c) ----------------------------------------------------------- */
 
@@ -221,23 +225,43 @@ weft_status wf_emit_unbroadcast(wf_grad_ctx *ctx, uint32_t g, uint32_t like_valu
                                 const wf_desc *g_desc, const wf_desc *like_desc,
                                 uint32_t *out);
 
+/* ---- optimizer slots (ops/optim.c kernels, engine/optim.c owns them) -----------------
+ * The state of one parameter. The hyper-parameters are read when the update runs. */
+typedef struct wf_optim_hyper {
+    int kind; /* weft_optim_kind */
+    double lr, momentum, beta1, beta2, eps, weight_decay;
+} wf_optim_hyper;
+
+typedef struct wf_optim_slot {
+    const wf_optim_hyper *hyper;
+    void *m, *v;   /* momentum buffer / Adam moments: the parameter's dtype and size */
+    double *t;     /* Adam: steps taken */
+    wf_scratch scratch;
+} wf_optim_slot;
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 enum {
     WF_OPF_LEAF = 1u << 0,             /* placeholder, variable, constant: no kernel */
     WF_OPF_NOT_DIFFERENTIABLE = 1u << 1,/* no backward builder, on purpose */
-    WF_OPF_INPLACE = 1u << 2,          /* the output may share input 0's buffer whenever
-                                          both have the same dtype and element count
-                                          (element i of the output depends only on
-                                          element i of the inputs) */
+    WF_OPF_INPLACE = 1u << 2,          /* the output may share the buffer of any input
+                                          with the same dtype and element count: element
+                                          i of the output depends only on element i of
+                                          such an input (and on other inputs) */
     WF_OPF_UPDATE = 1u << 3,           /* writes its input 0 (a variable) */
-    WF_OPF_INTERNAL = 1u << 4          /* emitted by backward builders, not in weft/ops.h */
+    WF_OPF_INTERNAL = 1u << 4,         /* emitted by backward builders, not in weft/ops.h */
+    WF_OPF_VIEW = 1u << 5              /* with as many elements as input 0, the output is
+                                          input 0's data unchanged: a plan may hand it
+                                          input 0's buffer (the kernel then sees
+                                          out->data == in[0].data and does nothing) */
 };
 
 typedef struct wf_op_def {
     const char *name;
     unsigned min_inputs, max_inputs; /* max 0 = any number (concat) */
     unsigned flags;
+    unsigned shape_only;   /* bit k: input k is read for its shape only, never its data
+                              (the memory plan does not keep it alive for this op) */
     wf_shape_fn shape;
     wf_kernel_fn forward;  /* handles every dtype the shape rule accepts */
     wf_grad_fn backward;   /* NULL iff WF_OPF_NOT_DIFFERENTIABLE or WF_OPF_LEAF */

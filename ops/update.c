@@ -37,6 +37,12 @@ static weft_status assign_shape(wf_attrs *attrs, size_t nin, const wf_desc *in, 
     return update_shape("assign", &in[0], &in[1], out);
 }
 
+static weft_status assign_add_shape(wf_attrs *attrs, size_t nin, const wf_desc *in,
+                                    wf_desc *out) {
+    (void)attrs, (void)nin;
+    return update_shape("assign_add", &in[0], &in[1], out);
+}
+
 static weft_status assign_sub_shape(wf_attrs *attrs, size_t nin, const wf_desc *in,
                                     wf_desc *out) {
     (void)attrs, (void)nin;
@@ -59,19 +65,21 @@ static int assign_chunk(void *arg, size_t i0, size_t i1) {
     return 0;
 }
 
-/* out[i] = var[i] - value[i]. out and var are the same array (or disjoint), never
+/* out[i] = var[i] OP value[i]. out and var are the same array (or disjoint), never
  * shifted against each other, so the loop carries no dependence and vectorises. */
-#define SUB_DEFINE(T)                                                                      \
-    static int assign_sub_chunk_##T(void *arg, size_t i0, size_t i1) {                     \
+#define ACC_DEFINE(NAME, OP, T)                                                            \
+    static int NAME##_chunk_##T(void *arg, size_t i0, size_t i1) {                         \
         const update_job *j = arg;                                                         \
         T *out = j->out;                                                                   \
         const T *var = j->var, *value = j->value;                                          \
-        _Pragma("omp simd") for (size_t i = i0; i < i1; i++) out[i] = var[i] - value[i];   \
+        _Pragma("omp simd") for (size_t i = i0; i < i1; i++) out[i] = var[i] OP value[i];  \
         return 0;                                                                          \
     }
-SUB_DEFINE(float)
-SUB_DEFINE(double)
-#undef SUB_DEFINE
+ACC_DEFINE(assign_sub, -, float)
+ACC_DEFINE(assign_sub, -, double)
+ACC_DEFINE(assign_add, +, float)
+ACC_DEFINE(assign_add, +, double)
+#undef ACC_DEFINE
 
 static int assign_forward(const wf_kernel_ctx *ctx) {
     /* assign(v, v): nothing to do (and memcpy must not see overlapping buffers) */
@@ -82,12 +90,20 @@ static int assign_forward(const wf_kernel_ctx *ctx) {
                               assign_chunk, &j);
 }
 
-static int assign_sub_forward(const wf_kernel_ctx *ctx) {
+static int accumulate(const wf_kernel_ctx *ctx, weft_range_fn f32, weft_range_fn f64) {
     update_job j = {ctx->out->data, ctx->in[0].data, ctx->in[1].data,
                     weft_dtype_size(ctx->out->dtype)};
-    weft_range_fn body =
-        ctx->out->dtype == WEFT_F32 ? assign_sub_chunk_float : assign_sub_chunk_double;
+    weft_range_fn body = ctx->out->dtype == WEFT_F32 ? f32 : f64;
     return wf_kernel_parallel(ctx, wf_shape_numel(&ctx->out->shape), WF_ELEM_GRAIN, body, &j);
+}
+
+static int assign_sub_forward(const wf_kernel_ctx *ctx) {
+    return accumulate(ctx, assign_sub_chunk_float, assign_sub_chunk_double);
+}
+
+/* assign_add: gradient accumulation into a parameter's .grad (dynamic mode). */
+static int assign_add_forward(const wf_kernel_ctx *ctx) {
+    return accumulate(ctx, assign_add_chunk_float, assign_add_chunk_double);
 }
 
 /* ---- cost ------------------------------------------------------------------------------ */
@@ -119,6 +135,17 @@ const wf_op_def wf_op_def_assign_sub = {
     .flags = WF_OPF_UPDATE | WF_OPF_NOT_DIFFERENTIABLE,
     .shape = assign_sub_shape,
     .forward = assign_sub_forward,
+    .backward = NULL,
+    .cost = NULL,
+};
+
+const wf_op_def wf_op_def_assign_add = {
+    .name = "assign_add",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .flags = WF_OPF_UPDATE | WF_OPF_NOT_DIFFERENTIABLE | WF_OPF_INTERNAL,
+    .shape = assign_add_shape,
+    .forward = assign_add_forward,
     .backward = NULL,
     .cost = NULL,
 };

@@ -9,10 +9,13 @@
  * large op splits itself with weft_parallel_for in chunks that do not depend on the
  * thread count, so results are bit-for-bit identical on any number of threads.
  *
- * Buffers are allocated during the first run by the worker that runs the node (on its
- * NUMA node) and kept for the next runs: a run with the same feed shapes allocates
- * nothing. A feed whose open dimension changes re-checks the shapes and grows the
- * buffers that must grow.
+ * Memory plan: a value whose consumers have all run hands its buffer to a later value
+ * (or, for ops that allow it, the op writes over its input), but only along the DAG's
+ * own happens-before edges, so no race appears and no parallelism is lost; fetched
+ * values keep their own buffers. Buffers are allocated during the first run by the
+ * worker that first uses them (on its NUMA node) and kept for the next runs: a run with
+ * the same feed shapes allocates nothing. A feed whose open dimension changes re-checks
+ * the shapes and re-plans, keeping the buffers that are still large enough.
  *
  * Check mode (option check_numerics, or WEFT_CHECK_NUMERICS=1 in the environment): the
  * run stops at the first node whose output holds a NaN or an infinity, and fails with
@@ -45,6 +48,10 @@ typedef struct weft_plan_options {
      * on the calling thread (scheduling them would cost more than it gains); large ops
      * still split across the pool. 0 always schedules. Default 20000. */
     double inline_below_ns;
+    /* 1 (default): values whose consumers have all run hand their buffers on (and ops
+     * that allow it run in place), along the DAG's own edges only; 0: every value keeps
+     * its own buffer. */
+    int memory_plan;
 } weft_plan_options;
 
 WEFT_API weft_plan_options weft_plan_options_default(void);
@@ -82,13 +89,22 @@ typedef struct weft_plan_stats {
     size_t nodes;          /* nodes in the plan (leaves included) */
     size_t tasks;          /* op nodes scheduled as tasks */
     size_t backward_nodes; /* nodes appended by autodiff */
-    size_t buffer_bytes;   /* bytes of the plan's own buffers (after a run) */
+    size_t buffer_bytes;   /* bytes of the plan's own buffers allocated so far */
+    size_t planned_bytes;  /* bytes of the memory plan's buffers for the current shapes */
+    size_t naive_bytes;    /* the same if every value had its own buffer */
     size_t allocations;    /* buffer allocations since creation */
     size_t placed_tasks;   /* tasks pinned to the NUMA group that holds their buffer (pools
                               of several NUMA groups, after the first scheduled run) */
     weft_graph_stats graph;/* analyzer report; costs are estimated nanoseconds from the op
                               table's flop and byte counts */
 } weft_plan_stats;
+
+/* The memory plan's buffer of `value` for the shapes of the last run: *buffer is an index
+ * (values with the same index share memory), or SIZE_MAX for a value without a buffer
+ * of the plan (leaves, variable updates, values not in the plan). For inspection and
+ * tests. WEFT_ERR_INVALID_ARG before the first run. */
+WEFT_API weft_status weft_plan_value_buffer(const weft_plan *plan, weft_value value,
+                                            size_t *buffer);
 
 /* Work/span report and memory figures of the plan (analyses the task graph if needed). */
 WEFT_API weft_status weft_plan_stats_get(weft_plan *plan, weft_plan_stats *out);

@@ -69,6 +69,10 @@ WEFT_API weft_status weft_tgraph_value_info(const weft_tgraph *graph, weft_value
                                             weft_dtype *dtype, size_t *ndim, int64_t *dims);
 /* The op name of the node that makes `value` ("matmul", "placeholder", ...). Static. */
 WEFT_API const char *weft_tgraph_value_op(const weft_tgraph *graph, weft_value value);
+/* The inputs of the node that makes `value` (owned by the graph, valid until the graph
+ * changes): *n of them, in the op's order; leaves have none. */
+WEFT_API weft_status weft_tgraph_value_inputs(const weft_tgraph *graph, weft_value value,
+                                              const weft_value **inputs, size_t *n);
 /* Number of nodes (values) in the graph. */
 WEFT_API size_t weft_tgraph_node_count(const weft_tgraph *graph);
 /* The current value of a variable: a tensor owned by the graph, valid until the graph is
