@@ -25,7 +25,7 @@ void bench_options_usage(FILE *out)
           "                  [--threads 1,2] [--reps R] [--rounds K]\n"
           "                  [--baseline omp,static|none] [--json] [--budget S]\n"
           "                  [--no-filter] [--trace-dir D] [--seed X] [--force-omp]\n"
-          "       weft-bench --workload xor|wide|mlp [--size N|small|full] [--iters I]\n"
+          "       weft-bench --workload xor|wide|mlp|rnn [--size N|small|full] [--iters I]\n"
           "                  [--threads 1,2] [--reps R] [--rounds K] [--json] [--budget S]\n"
           "                  [--no-filter] [--trace FILE] [--seed X]\n"
           "  --size       N for chain/fanout/random, D for tree, M for wavefront, the matrix\n"
@@ -47,8 +47,10 @@ void bench_options_usage(FILE *out)
           "               make one thread quadratic (fanout); skipped by default\n"
           "  --workload   a tensor graph with autodiff, timed per iteration: xor (XOR training\n"
           "               step), wide (16 branches x 4 layers of 256x256, forward + backward),\n"
-          "               mlp (784-256-128-10 training step, batch 128); --size: the width\n"
-          "               (wide) or batch (mlp), small = the test suite's tiny size\n"
+          "               mlp (784-256-128-10 training step, batch 128), rnn (Elman RNN\n"
+          "               64-128, lengths 5-60, one SGD step per sequence, dynamic and static\n"
+          "               styles); --size: the width (wide), batch (mlp) or number of\n"
+          "               sequences (rnn, 200), small = the test suite's tiny size\n"
           "  --iters      workloads: iterations per timed repetition (xor 1000, wide 1, mlp 10)\n"
           "  --trace      workloads: after the measurement, run 3 more iterations on the\n"
           "               largest thread count and write their Chrome trace to FILE\n",
@@ -178,6 +180,11 @@ static int finish_workload(bench_options *o, const char *size_text, int have_gra
     } else if (!bench_workload_sizable(o->workload)) {
         return bad("--size", size_text, "the xor workload has a fixed size (full or small)");
     } else if (parse_u64("--size", size_text, 1, 1u << 16, &o->size) != 0) {
+        return -1;
+    }
+    if (o->workload == BENCH_WORKLOAD_RNN && o->iters != 0) {
+        fprintf(stderr, "weft-bench: --iters does not apply to --workload rnn (a rep is one "
+                        "pass over the sequences)\n");
         return -1;
     }
     if (o->iters == 0)
@@ -336,7 +343,7 @@ int bench_options_parse(int argc, char **argv, bench_options *o)
                 return -1;
         } else if (strcmp(a, "--workload") == 0) {
             if (bench_workload_parse(v, &o->workload) != 0)
-                return bad(a, v, "expected xor, wide or mlp");
+                return bad(a, v, "expected xor, wide, mlp or rnn");
         } else if (strcmp(a, "--iters") == 0) {
             if (parse_u64(a, v, 1, 1000000, &u) != 0)
                 return -1;

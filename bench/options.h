@@ -5,7 +5,7 @@
  *              [--threads 1,2] [--reps R] [--rounds K] [--baseline omp,static|none]
  *              [--json] [--budget S] [--no-filter] [--trace-dir D] [--seed X]
  *              [--force-omp]
- *   weft-bench --workload xor|wide|mlp [--size N|small|full] [--iters I]
+ *   weft-bench --workload xor|wide|mlp|rnn [--size N|small|full] [--iters I]
  *              [--threads 1,2] [--reps R] [--rounds K] [--json] [--budget S]
  *              [--no-filter] [--trace FILE] [--seed X]
  *
@@ -34,6 +34,7 @@ typedef enum bench_workload {
     BENCH_WORKLOAD_XOR,
     BENCH_WORKLOAD_WIDE,
     BENCH_WORKLOAD_MLP,
+    BENCH_WORKLOAD_RNN, /* its own runner: bench/run_rnn.h */
     BENCH_WORKLOAD_COUNT
 } bench_workload;
 

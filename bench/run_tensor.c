@@ -64,6 +64,8 @@ static const workload_def workloads[BENCH_WORKLOAD_COUNT] = {
     [BENCH_WORKLOAD_XOR] = {"xor", 4, 4, 1000, 20, 0},
     [BENCH_WORKLOAD_WIDE] = {"wide", 256, 32, 1, 1, 1},
     [BENCH_WORKLOAD_MLP] = {"mlp", 128, 16, 10, 2, 1},
+    /* size = sequences per pass; run and reported by bench/run_rnn.c */
+    [BENCH_WORKLOAD_RNN] = {"rnn", 200, 20, 1, 1, 1},
 };
 
 static const workload_def *workload_get(bench_workload w)

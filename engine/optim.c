@@ -154,16 +154,23 @@ weft_status weft_optim_step(weft_optim *o, weft_pool *pool, size_t n, weft_tenso
     if (!o || (n && (!params || !grads)))
         return wf_error(WEFT_ERR_INVALID_ARG, "%s: NULL argument", who);
     const wf_op_def *def = wf_op_get(WF_OP_OPTIM_UPDATE);
+    /* every pair is checked before anything changes: a refused step updates nothing */
     for (size_t i = 0; i < n; i++) {
         if (!params[i] || !grads[i])
             return wf_error(WEFT_ERR_INVALID_ARG, "%s: params[%zu] or grads[%zu] is NULL", who, i, i);
+        wf_optim_slot probe = {.hyper = &o->hyper};
+        wf_attrs at = {.slot = &probe};
+        const wf_tref *w = &params[i]->ref, *gr = &grads[i]->ref;
+        wf_desc in_desc[2] = {{w->dtype, w->shape}, {gr->dtype, gr->shape}}, out_desc;
+        weft_status st = def->shape(&at, 2, in_desc, &out_desc);
+        if (st) return st;
+    }
+    for (size_t i = 0; i < n; i++) {
         const wf_tref *w = &params[i]->ref, *gr = &grads[i]->ref;
         optim_param *p;
         weft_status st = param_slot(o, w->data, w->dtype, &w->shape, &p);
         if (st) return st;
         wf_attrs at = {.slot = &p->slot};
-        wf_desc in_desc[2] = {{w->dtype, w->shape}, {gr->dtype, gr->shape}}, out_desc;
-        if ((st = def->shape(&at, 2, in_desc, &out_desc))) return st;
         wf_tref in[2] = {*w, *gr}, out = *w;
         wf_kernel_ctx ctx = {.scratch = &p->slot.scratch, .pool = pool, .attrs = &at, .nin = 2,
                              .in = in, .out = &out};

@@ -15,9 +15,10 @@
  *   momentum:  b = momentum * b + g'            (b starts at 0);  w -= lr * b
  *   Adam:      t += 1; m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2
  *              w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
- * The per-parameter state (b; or m, v and t) is exposed as tensors for checkpoints
- * (weft_optim_state), named "optim.<k>.<field>" with k the parameter's index in the
- * order parameters were first seen.
+ * The per-parameter state is exposed as tensors for checkpoints (weft_optim_state),
+ * named "optim.<k>.momentum" (the buffer b) or "optim.<k>.m", ".v", ".t" (Adam; t is an
+ * f64 scalar), with k the parameter's index in the order parameters were first seen.
+ * A refused weft_optim_step changes nothing.
  *
  * Thread safety: an optimizer is used by one thread at a time, and not while a plan
  * containing its updates runs.

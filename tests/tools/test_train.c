@@ -556,6 +556,7 @@ static void test_train_corrupt_checkpoint_refused(void **state)
         assert_true(now != NULL && after == keep && memcmp(now, bad, keep) == 0);
         free(now);
         free(bad);
+        run_free(&r);
     }
     free(good);
     /* A missing checkpoint file is an error too. */
