@@ -19,6 +19,7 @@
 #include "bench/engines.h"
 #include "bench/harness.h"
 #include "bench/options.h"
+#include "bench/run_dynamic.h"
 #include "bench/run_rnn.h"
 #include "bench/run_tensor.h"
 
@@ -43,6 +44,8 @@ static void *bench_job_run(void *arg)
     bench_job *job = arg;
     if (job->opts->workload == BENCH_WORKLOAD_RNN)
         job->rc = bench_run_rnn(job->opts);
+    else if (job->opts->workload == BENCH_WORKLOAD_DYNAMIC_OVERHEAD)
+        job->rc = bench_run_dynamic(job->opts);
     else if (job->opts->workload != BENCH_WORKLOAD_NONE)
         job->rc = bench_run_tensor(job->opts);
     else if (job->opts->shape == BENCH_SHAPE_CHOLESKY)

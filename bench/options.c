@@ -25,7 +25,8 @@ void bench_options_usage(FILE *out)
           "                  [--threads 1,2] [--reps R] [--rounds K]\n"
           "                  [--baseline omp,static|none] [--json] [--budget S]\n"
           "                  [--no-filter] [--trace-dir D] [--seed X] [--force-omp]\n"
-          "       weft-bench --workload xor|wide|mlp|rnn [--size N|small|full] [--iters I]\n"
+          "       weft-bench --workload xor|wide|mlp|rnn|dynamic-overhead [--size N|small|full]\n"
+          "                  [--iters I]\n"
           "                  [--threads 1,2] [--reps R] [--rounds K] [--json] [--budget S]\n"
           "                  [--no-filter] [--trace FILE] [--seed X]\n"
           "  --size       N for chain/fanout/random, D for tree, M for wavefront, the matrix\n"
@@ -50,8 +51,11 @@ void bench_options_usage(FILE *out)
           "               mlp (784-256-128-10 training step, batch 128), rnn (Elman RNN\n"
           "               64-128, lengths 5-60, one SGD step per sequence, dynamic and static\n"
           "               styles); --size: the width (wide), batch (mlp) or number of\n"
-          "               sequences (rnn, 200), small = the test suite's tiny size\n"
-          "  --iters      workloads: iterations per timed repetition (xor 1000, wide 1, mlp 10)\n"
+          "               sequences (rnn, 200), small = the test suite's tiny size;\n"
+          "               dynamic-overhead (ns per node of define-by-run: record, compile,\n"
+          "               schedule N one-element ops; --size N, full = 1000 and 10000)\n"
+          "  --iters      workloads: iterations per timed repetition (xor 1000, wide 1, mlp 10,\n"
+          "               dynamic-overhead 10)\n"
           "  --trace      workloads: after the measurement, run 3 more iterations on the\n"
           "               largest thread count and write their Chrome trace to FILE\n",
           out);
@@ -343,7 +347,7 @@ int bench_options_parse(int argc, char **argv, bench_options *o)
                 return -1;
         } else if (strcmp(a, "--workload") == 0) {
             if (bench_workload_parse(v, &o->workload) != 0)
-                return bad(a, v, "expected xor, wide, mlp or rnn");
+                return bad(a, v, "expected xor, wide, mlp, rnn or dynamic-overhead");
         } else if (strcmp(a, "--iters") == 0) {
             if (parse_u64(a, v, 1, 1000000, &u) != 0)
                 return -1;

@@ -5,7 +5,8 @@
  *              [--threads 1,2] [--reps R] [--rounds K] [--baseline omp,static|none]
  *              [--json] [--budget S] [--no-filter] [--trace-dir D] [--seed X]
  *              [--force-omp]
- *   weft-bench --workload xor|wide|mlp|rnn [--size N|small|full] [--iters I]
+ *   weft-bench --workload xor|wide|mlp|rnn|dynamic-overhead [--size N|small|full]
+ *              [--iters I]
  *              [--threads 1,2] [--reps R] [--rounds K] [--json] [--budget S]
  *              [--no-filter] [--trace FILE] [--seed X]
  *
@@ -35,6 +36,7 @@ typedef enum bench_workload {
     BENCH_WORKLOAD_WIDE,
     BENCH_WORKLOAD_MLP,
     BENCH_WORKLOAD_RNN, /* its own runner: bench/run_rnn.h */
+    BENCH_WORKLOAD_DYNAMIC_OVERHEAD, /* its own runner: bench/run_dynamic.h */
     BENCH_WORKLOAD_COUNT
 } bench_workload;
 

@@ -147,24 +147,6 @@ static weft_status rnn_record(weft_tgraph *g, weft_value x, weft_value y, const 
 {
     weft_value h = {WEFT_VALUE_NONE_ID}, logits;
     weft_status st = WEFT_OK;
-#ifdef RNN_HOIST
-    weft_value A;
-    st = weft_op_matmul(g, x, p[P_WX], 0, &A);
-    if (st == WEFT_OK)
-        st = weft_op_add(g, A, p[P_B], &A);
-    for (int t = 0; t < len && st == WEFT_OK; t++) {
-        weft_value a, r;
-        st = weft_op_slice(g, A, 0, t, t + 1, &a);
-        if (st == WEFT_OK && t > 0) {
-            st = weft_op_matmul(g, h, p[P_WH], 0, &r);
-            if (st == WEFT_OK)
-                st = weft_op_add(g, a, r, &a);
-        }
-        if (st == WEFT_OK)
-            st = weft_op_tanh(g, a, &h);
-    }
-    if (0)
-#endif
     for (int t = 0; t < len && st == WEFT_OK; t++) {
         weft_value xt, a, r;
         st = weft_op_slice(g, x, 0, t, t + 1, &xt); /* [1, 64] */

@@ -66,6 +66,9 @@ static const workload_def workloads[BENCH_WORKLOAD_COUNT] = {
     [BENCH_WORKLOAD_MLP] = {"mlp", 128, 16, 10, 2, 1},
     /* size = sequences per pass; run and reported by bench/run_rnn.c */
     [BENCH_WORKLOAD_RNN] = {"rnn", 200, 20, 1, 1, 1},
+    /* size = N, the op nodes per iteration (full: 1000 and 10000); run and reported by
+     * bench/run_dynamic.c */
+    [BENCH_WORKLOAD_DYNAMIC_OVERHEAD] = {"dynamic-overhead", 10000, 100, 10, 3, 1},
 };
 
 static const workload_def *workload_get(bench_workload w)

@@ -5,6 +5,7 @@
  * iteration's evaluations. An evaluation compiles the pending nodes [evaluated, n) into
  * a plan whose leaves include the nodes earlier evaluations computed (their data stays
  * in the arena), runs it, and records each node's data as computed. */
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/internal.h"
@@ -33,6 +34,10 @@ struct weft_dyn {
     weft_value *targets;     /* scratch for evaluations */
     size_t targets_cap;
     size_t evals;
+    /* a failed evaluation: later evaluations of the iteration return it (the nodes that
+     * ran, gradient accumulations included, must not run twice) */
+    weft_status failed;
+    char fail_msg[768];
 };
 
 weft_status weft_dyn_create(weft_pool *pool, const weft_plan_options *opts, weft_dyn **out) {
@@ -57,6 +62,7 @@ static void release_iteration(weft_dyn *d) {
     d->nparams = 0;
     d->evaluated = 0;
     d->evals = 0;
+    d->failed = WEFT_OK;
     wf_tgraph_reset(d->graph);
     wf_arena_reset(&d->arena);
 }
@@ -117,6 +123,9 @@ weft_status weft_dyn_param(weft_dyn *d, weft_tensor *param, weft_tensor *grad, w
 weft_status weft_dyn_eval(weft_dyn *d) {
     if (!d) return wf_error(WEFT_ERR_INVALID_ARG, "weft_dyn_eval: dyn is NULL");
     weft_tgraph *g = d->graph;
+    if (d->failed)
+        return wf_error(d->failed, "%s (an earlier evaluation of this iteration failed; "
+                        "weft_dyn_begin starts a new one)", d->fail_msg);
     size_t n = g->n, from = d->evaluated;
     if (from == n) return WEFT_OK;
     if (wf_array_reserve((void **)&d->targets, &d->targets_cap, n - from, sizeof *d->targets) ||
@@ -150,7 +159,11 @@ weft_status weft_dyn_eval(weft_dyn *d) {
     if (st) return st;
     d->plans[d->nplans++] = plan;
     d->evals++;
-    if ((st = weft_plan_run(plan, 0, NULL))) return st;
+    if ((st = weft_plan_run(plan, 0, NULL))) {
+        d->failed = st;
+        snprintf(d->fail_msg, sizeof d->fail_msg, "%s", weft_last_error());
+        return st;
+    }
     for (size_t v = from; v < n; v++) {
         const wf_pnode *p = &plan->nodes[plan->map[v]];
         d->done[v] = p->out;
@@ -165,7 +178,9 @@ weft_status weft_dyn_eval(weft_dyn *d) {
 weft_status weft_dyn_read(weft_dyn *d, weft_value v, const weft_tensor **out) {
     if (!d || !out) return wf_error(WEFT_ERR_INVALID_ARG, "weft_dyn_read: NULL argument");
     weft_status st = wf_tgraph_check_value(d->graph, v, "weft_dyn_read");
-    if (st || (st = weft_dyn_eval(d))) return st;
+    if (st) return st;
+    /* a value computed already is read without evaluating what came after it */
+    if (v.id >= d->evaluated && (st = weft_dyn_eval(d))) return st;
     /* the view lives in the arena: valid, and at a fixed address, until the next begin */
     weft_tensor *view = wf_arena_alloc(&d->arena, sizeof *view);
     if (!view) return wf_error(WEFT_ERR_NOMEM, "weft_dyn_read: out of memory");

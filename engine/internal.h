@@ -36,6 +36,7 @@ typedef struct wf_buffer {
     void *data;      /* allocated during a run by the buffer's first holder */
     size_t cap;
     uint8_t on_pool; /* from weft_pool_alloc */
+    uint8_t in_arena;/* from a dynamic iteration's arena: never freed one by one */
     int group;       /* NUMA group of the worker that allocated it, -1 before */
 } wf_buffer;
 
@@ -50,7 +51,6 @@ typedef struct wf_pnode {
     uint8_t backward;
     uint8_t on_pool;      /* the buffer came from weft_pool_alloc */
     uint8_t failed;       /* inline runs: this node failed or was skipped */
-    uint8_t in_arena;     /* the buffer belongs to the plan's arena */
     uint8_t buf_first;    /* the first holder of buf: allocates it */
     uint32_t buf;         /* static plans: index in plan->bufs, UINT32_MAX for none */
     int group;            /* NUMA group that allocated the buffer, -1 before */
@@ -77,6 +77,8 @@ struct weft_plan {
     wf_tref *in_refs;     /* scratch: node i's input views at [in_off .. in_off + nin) */
     weft_graph *tasks;
     size_t ntasks;
+    uint32_t *task_node;  /* plan node of each task */
+    uint32_t *inline_order; /* plan nodes of the tasks in topological order (made lazily) */
     wf_arena *arena;      /* dynamic plans: buffers come from here, never freed one by one */
     wf_buffer *bufs;      /* static plans: the memory plan's buffers */
     size_t nbufs, bufs_cap;
@@ -114,6 +116,8 @@ weft_status wf_plan_create_ex(weft_tgraph *graph, weft_pool *pool, size_t nfetch
                               const weft_value *fetches, size_t ntarget,
                               const weft_value *targets, const weft_plan_options *opts,
                               const wf_plan_extras *extras, weft_plan **out);
+
+weft_status wf_plan_inline_order(struct weft_plan *plan);
 
 /* engine/plan_exec.c */
 /* Runs one op node (allocating its buffer if needed); a weft_task_fn. */

@@ -10,7 +10,10 @@
  * Greedy, in a topological order of the task DAG: in place if possible, else the
  * smallest dead buffer that is large enough, else the largest dead buffer (grown), else
  * a new one. Happens-before is answered from ancestor bitsets (tasks^2 / 8 bytes); above
- * WF_MEMPLAN_MAX_TASKS tasks every value gets its own buffer.
+ * WF_MEMPLAN_MAX_TASKS tasks every value gets its own buffer. In a dynamic plan only
+ * backward values (never handed to the caller) share buffers, since a forward value may
+ * be read after the run, and only in place over a value nobody else reads (the running
+ * sums of gradients), which needs no ancestor bitsets.
  *
  * A buffer is allocated during the run by its first holder (in topological order, which
  * happens-before every later holder), on that worker's NUMA node. */
@@ -31,9 +34,13 @@ typedef struct memplan_ctx {
     uint32_t *root;      /* per plan node: the node whose buffer it uses (itself, or the
                             value a view aliases) */
     unsigned char *fetched;
+    int cheap;           /* dynamic plans: in place over a value read by nobody else only,
+                            without ancestor bitsets (a plan that runs once cannot pay
+                            tasks^2 bits) */
 } memplan_ctx;
 
 static int is_anc(const memplan_ctx *c, uint32_t a, uint32_t t) {
+    if (c->cheap) return 0; /* no bitsets: only the direct cases below are decided */
     return (c->anc[(size_t)t * c->words + a / 64] >> (a % 64)) & 1;
 }
 
@@ -41,6 +48,11 @@ static int is_anc(const memplan_ctx *c, uint32_t a, uint32_t t) {
  * than `except` happen-before t. */
 static int dead_for(const memplan_ctx *c, uint32_t v, uint32_t t, uint32_t except) {
     const wf_pnode *p = &c->plan->nodes[v];
+    if (c->cheap) { /* v is an input of t (in place): dead iff t is its only reader */
+        for (uint32_t k = c->cons_off[v]; k < c->cons_off[v + 1]; k++)
+            if (c->cons[k] != except) return 0;
+        return except == t;
+    }
     if (!is_anc(c, p->task, t)) return 0;
     for (uint32_t k = c->cons_off[v]; k < c->cons_off[v + 1]; k++)
         if (c->cons[k] != except && !is_anc(c, c->cons[k], t)) return 0;
@@ -154,17 +166,24 @@ static weft_status assign(memplan_ctx *c, wf_buffer *bufs, size_t *nbufs, int re
         uint32_t t = p->task, pick = UINT32_MAX;
         /* in place over any input of the same size (the INPLACE contract: element i of
          * the output depends on element i of such an input only) */
-        for (uint32_t k = 0; reuse && (p->def->flags & WF_OPF_INPLACE) && k < p->nin; k++) {
+        const int inplace_any = (p->def->flags & WF_OPF_INPLACE) != 0;
+        const int inplace_last = (p->def->flags & WF_OPF_INPLACE_LAST) != 0;
+        for (uint32_t k = inplace_any ? 0 : p->nin ? p->nin - 1 : 0;
+             reuse && (inplace_any || inplace_last) && k < p->nin; k++) {
             uint32_t x = c->root[plan->in_idx[p->in_off + k]];
             const wf_pnode *q = &plan->nodes[x];
-            if (owns_buffer(q) && !c->fetched[x] && q->buf != UINT32_MAX &&
+            /* matmul_acc(G, W, G): the addend's buffer is still read as an operand */
+            int read_elsewhere = 0;
+            for (uint32_t k2 = 0; inplace_last && k2 < p->nin; k2++)
+                read_elsewhere |= k2 != k && c->root[plan->in_idx[p->in_off + k2]] == x;
+            if (!read_elsewhere && owns_buffer(q) && !c->fetched[x] && q->buf != UINT32_MAX &&
                 c->holder[q->buf] == x && exact_bytes(q) == exact_bytes(p) && bufs[q->buf].cap >= bytes &&
                 q->out.dtype == p->out.dtype && dead_for(c, x, t, t)) {
                 pick = q->buf;
                 break;
             }
         }
-        if (reuse && pick == UINT32_MAX) {
+        if (reuse && !c->cheap && pick == UINT32_MAX) {
             uint32_t best_fit = UINT32_MAX, largest = UINT32_MAX;
             for (uint32_t b = 0; b < nb; b++) {
                 uint32_t h = c->holder[b];
@@ -191,9 +210,10 @@ static weft_status assign(memplan_ctx *c, wf_buffer *bufs, size_t *nbufs, int re
 
 weft_status wf_memplan_build(weft_plan *plan) {
     memplan_ctx c = {.plan = plan, .ntasks = plan->ntasks};
-    int reuse = plan->opts.memory_plan && c.ntasks <= WF_MEMPLAN_MAX_TASKS;
-    c.words = (c.ntasks + 63) / 64;
-    size_t anc_bytes = reuse ? c.ntasks * c.words * sizeof *c.anc + 8 : 8;
+    int reuse = plan->opts.memory_plan && (plan->arena || c.ntasks <= WF_MEMPLAN_MAX_TASKS);
+    c.cheap = plan->arena != NULL;
+    c.words = c.cheap ? 0 : (c.ntasks + 63) / 64;
+    size_t anc_bytes = reuse && !c.cheap ? c.ntasks * c.words * sizeof *c.anc + 8 : 8;
     c.anc = wf_calloc(anc_bytes, 64);
     c.order = wf_alloc(c.ntasks * sizeof *c.order + 4, 16);
     c.task_node = wf_alloc(c.ntasks * sizeof *c.task_node + 4, 16);
@@ -214,7 +234,17 @@ weft_status wf_memplan_build(weft_plan *plan) {
         if (plan->nodes[i].task != WEFT_TASK_NONE) c.task_node[plan->nodes[i].task] = (uint32_t)i;
     }
     for (size_t i = 0; i < plan->nfetch; i++) c.fetched[plan->fetch[i]] = 1;
-    if (reuse) {
+    /* dynamic plans: any forward value may be read (or used by a later evaluation) after
+     * the run, so only the values autodiff made, which the caller never sees, share */
+    if (plan->arena)
+        for (size_t i = 0; i < plan->n; i++) c.fetched[i] |= !plan->nodes[i].backward;
+    if (reuse && c.cheap) {
+        /* dynamic plans: task ids follow the graph's order, a topological order (their
+         * only updates accumulate into gradient tensors that nothing else reads) */
+        for (uint32_t t = 0; t < c.ntasks; t++) c.order[t] = t;
+        for (size_t i = 0; i < plan->n; i++) c.root[i] = (uint32_t)i;
+        consumers(&c);
+    } else if (reuse) {
         if ((st = ancestors(&c))) goto out;
         find_views(&c);
         consumers(&c);

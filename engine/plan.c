@@ -9,6 +9,7 @@
  * Run: bind the feeds, resolve shapes when a fed shape changed, then either schedule the
  * task graph on the pool or, for a plan whose estimated work is too small to share,
  * run the nodes in graph order on the calling thread. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,8 @@ void weft_plan_destroy(weft_plan *plan) {
     if (!plan) return;
     if (plan->nodes) wf_plan_free_buffers(plan);
     wf_free(plan->bufs, plan->bufs_cap * sizeof *plan->bufs + 1);
+    wf_free(plan->task_node, plan->ntasks * sizeof *plan->task_node + 4);
+    wf_free(plan->inline_order, plan->ntasks * sizeof *plan->inline_order + 4);
     weft_graph_destroy(plan->tasks);
     wf_free(plan->nodes, plan->n * sizeof *plan->nodes);
     wf_free(plan->fed, plan->n * sizeof *plan->fed);
@@ -116,6 +119,23 @@ static weft_status copy_nodes(weft_plan *plan, const wf_plan_extras *x, const un
     return WEFT_OK;
 }
 
+/* "<op>" or "<op> (backward)": names made once per process (a dynamic graph compiles
+ * plans all the time; formatting a name per task would cost a third of it). */
+static char backward_names[WF_OP_COUNT][48];
+static pthread_once_t backward_names_once = PTHREAD_ONCE_INIT;
+
+static void make_backward_names(void) {
+    for (int op = 0; op < WF_OP_COUNT; op++)
+        snprintf(backward_names[op], sizeof backward_names[op], "%s (backward)",
+                 wf_op_get((wf_op_id)op)->name);
+}
+
+static const char *task_name(const wf_pnode *p) {
+    if (!p->backward) return p->def->name;
+    pthread_once(&backward_names_once, make_backward_names);
+    return backward_names[p->op];
+}
+
 /* One task per op node; data edges; WAR/WAW edges of variable updates. */
 static weft_status build_tasks(weft_plan *plan) {
     weft_status st = weft_graph_create(&plan->tasks);
@@ -123,18 +143,20 @@ static weft_status build_tasks(weft_plan *plan) {
     size_t nops = 0;
     for (size_t i = 0; i < plan->n; i++) nops += !(plan->nodes[i].def->flags & WF_OPF_LEAF);
     if ((st = weft_graph_reserve(plan->tasks, nops, plan->nin_total))) return st;
+    if (!(plan->task_node = wf_alloc(nops * sizeof *plan->task_node + 4, 16)))
+        return wf_error(WEFT_ERR_NOMEM, "weft_plan_create: out of memory");
+    plan->ntasks = nops; /* sizes task_node (and inline_order) for the free */
     for (size_t i = 0; i < plan->n && !st; i++) {
         wf_pnode *p = &plan->nodes[i];
         if (p->def->flags & WF_OPF_LEAF) continue;
-        char name[64];
-        snprintf(name, sizeof name, "%s%s", p->def->name, p->backward ? " (backward)" : "");
-        if ((st = weft_graph_add_task(plan->tasks, wf_pnode_exec, p, name, &p->task))) break;
+        if ((st = weft_graph_add_task(plan->tasks, wf_pnode_exec, p, task_name(p), &p->task)))
+            break;
+        plan->task_node[p->task] = (uint32_t)i;
         for (uint32_t k = 0; k < p->nin && !st; k++) {
             const wf_pnode *q = &plan->nodes[plan->in_idx[p->in_off + k]];
             if (q->task != WEFT_TASK_NONE) st = weft_graph_add_edge(plan->tasks, q->task, p->task);
         }
     }
-    plan->ntasks = nops;
     for (size_t u = 0; u < plan->n && !st; u++) {
         wf_pnode *up = &plan->nodes[u];
         if (!(up->def->flags & WF_OPF_UPDATE)) continue;
@@ -152,11 +174,47 @@ static weft_status build_tasks(weft_plan *plan) {
             }
         }
     }
-    if (!st) st = weft_graph_analyze(plan->tasks, NULL);
+    /* static plans: report a cycle (a read of a variable that depends on its own update)
+     * now; dynamic plans are analysed by their one run, after their costs are set */
+    if (!st && !plan->arena) st = weft_graph_analyze(plan->tasks, NULL);
     if (st == WEFT_ERR_CYCLE)
         st = wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_create: a node reads a variable that "
                       "an update it depends on writes (%s)", weft_last_error());
     return st;
+}
+
+/* The inline order: tasks in a topological order of the task DAG (Kahn, ties in id
+ * order), as plan node indexes. Made once per plan (the DAG does not change with
+ * shapes), so later inline runs allocate nothing. Needs an analysed task graph. */
+weft_status wf_plan_inline_order(weft_plan *plan) {
+    size_t n = plan->ntasks;
+    uint32_t *order = wf_alloc(n * sizeof *order + 4, 16);
+    uint32_t *indeg = wf_calloc(n * sizeof *indeg + 4, 16);
+    if (!order || !indeg) {
+        wf_free(order, n * sizeof *order + 4);
+        wf_free(indeg, n * sizeof *indeg + 4);
+        return wf_error(WEFT_ERR_NOMEM, "plan: out of memory");
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        const weft_task_id *succ;
+        size_t ns;
+        weft_graph_successors(plan->tasks, t, &succ, &ns);
+        for (size_t k = 0; k < ns; k++) indeg[succ[k]]++;
+    }
+    size_t head = 0, tail = 0;
+    for (uint32_t t = 0; t < n; t++)
+        if (!indeg[t]) order[tail++] = t;
+    while (head < tail) {
+        const weft_task_id *succ;
+        size_t ns;
+        weft_graph_successors(plan->tasks, order[head++], &succ, &ns);
+        for (size_t k = 0; k < ns; k++)
+            if (--indeg[succ[k]] == 0) order[tail++] = succ[k];
+    }
+    for (size_t i = 0; i < n; i++) order[i] = plan->task_node[order[i]];
+    wf_free(indeg, n * sizeof *indeg + 4);
+    plan->inline_order = order;
+    return WEFT_OK;
 }
 
 weft_status weft_plan_create(weft_tgraph *g, weft_pool *pool, size_t nfetch,

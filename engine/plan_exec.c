@@ -44,7 +44,7 @@ static const char *input_shapes(const weft_plan *plan, const wf_pnode *p, char *
 }
 
 static void free_buffer(weft_plan *plan, wf_buffer *b) {
-    if (!b->data) return;
+    if (!b->data || b->in_arena) return;
     if (b->on_pool)
         weft_pool_free(plan->pool, b->data, b->cap);
     else
@@ -129,6 +129,19 @@ static double node_cost_ns(const wf_pnode *p, const wf_desc *in) {
     return WF_COST_NS_PER_NODE + c.flops * WF_COST_NS_PER_FLOP + c.bytes * WF_COST_NS_PER_BYTE;
 }
 
+/* Dynamic plans: every buffer of the memory plan comes from the iteration's arena,
+ * allocated here on the calling thread (such a plan runs once). */
+static weft_status arena_buffers(weft_plan *plan) {
+    for (size_t b = 0; b < plan->nbufs; b++) {
+        wf_buffer *buf = &plan->bufs[b];
+        if (!(buf->data = wf_arena_alloc(plan->arena, buf->cap)))
+            return wf_error(WEFT_ERR_NOMEM, "dynamic graph: out of memory for %zu bytes", buf->cap);
+        buf->in_arena = 1;
+        buf->group = 0;
+    }
+    return WEFT_OK;
+}
+
 weft_status wf_plan_resolve(weft_plan *plan) {
     wf_desc small[8], *desc = small;
     size_t max_in = 0;
@@ -146,7 +159,10 @@ weft_status wf_plan_resolve(weft_plan *plan) {
             desc[k] = (wf_desc){q->out.dtype, q->out.shape};
         }
         wf_desc out = {0};
-        if ((st = p->def->shape(&p->attrs, p->nin, desc, &out))) {
+        if (plan->arena) {
+            /* dynamic: every shape was concrete when the op was recorded, and checked then */
+            out = p->build_desc;
+        } else if ((st = p->def->shape(&p->attrs, p->nin, desc, &out))) {
             char msg[600];
             snprintf(msg, sizeof msg, "%s", weft_last_error());
             st = wf_error(st, "%s (at run time, with the fed shapes; node %u)", msg, p->node);
@@ -154,18 +170,6 @@ weft_status wf_plan_resolve(weft_plan *plan) {
         }
         p->out.dtype = out.dtype;
         p->out.shape = out.shape;
-        if (plan->arena && !(p->def->flags & WF_OPF_UPDATE)) {
-            size_t bytes = wf_shape_numel(&out.shape) * weft_dtype_size(out.dtype);
-            if (bytes > p->cap) {
-                if (!(p->out.data = wf_arena_alloc(plan->arena, bytes))) {
-                    st = wf_error(WEFT_ERR_NOMEM, "%s (node %u): out of memory for %zu bytes",
-                                  p->def->name, p->node, bytes);
-                    break;
-                }
-                p->cap = bytes < 64 ? 64 : bytes; /* arena memory: never freed one by one */
-                p->in_arena = 1;
-            }
-        }
         double cost = node_cost_ns(p, desc);
         work += cost;
         /* Costs steer priorities only, and a new cost invalidates the analysis (a
@@ -176,7 +180,8 @@ weft_status wf_plan_resolve(weft_plan *plan) {
         }
     }
     if (desc != small) wf_free(desc, max_in * sizeof *desc);
-    if (!st && !plan->arena) st = wf_memplan_build(plan);
+    if (!st) st = wf_memplan_build(plan);
+    if (!st && plan->arena) st = arena_buffers(plan);
     if (!st) {
         plan->costs_set = 1;
         plan->work_ns = work;

@@ -50,17 +50,24 @@ static weft_status bind_feeds(weft_plan *plan, size_t nfeeds, const weft_feed *f
     return WEFT_OK;
 }
 
-/* Runs the op nodes in graph order on the calling thread; a node whose input failed or
- * was skipped is skipped. */
-static void run_inline(weft_plan *plan) {
-    for (size_t i = 0; i < plan->n; i++) {
-        wf_pnode *p = &plan->nodes[i];
-        p->failed = 0;
-        if (p->task == WEFT_TASK_NONE) continue;
-        for (uint32_t k = 0; k < p->nin && !p->failed; k++)
-            p->failed = plan->nodes[plan->in_idx[p->in_off + k]].failed;
-        if (!p->failed && wf_pnode_exec(p) != 0) p->failed = 1;
+/* Runs the op nodes on the calling thread in a topological order of the task DAG (graph
+ * order is not one when a variable is read by a node created after its update: the
+ * reader must still run first). A node that fails or is skipped skips its successors,
+ * as in a scheduled run. */
+static weft_status run_inline(weft_plan *plan) {
+    weft_status st = weft_graph_analyze(plan->tasks, NULL);
+    if (st) return st;
+    if (!plan->inline_order && (st = wf_plan_inline_order(plan))) return st;
+    for (size_t t = 0; t < plan->ntasks; t++) plan->nodes[plan->inline_order[t]].failed = 0;
+    for (size_t i = 0; i < plan->ntasks; i++) {
+        wf_pnode *p = &plan->nodes[plan->inline_order[i]];
+        if (!p->failed && wf_pnode_exec(p) == 0) continue;
+        const weft_task_id *succ;
+        size_t ns;
+        weft_graph_successors(plan->tasks, p->task, &succ, &ns);
+        for (size_t k = 0; k < ns; k++) plan->nodes[plan->task_node[succ[k]]].failed = 1;
     }
+    return WEFT_OK;
 }
 
 /* After the first scheduled run on a multi-NUMA pool: ask each task to run where its
@@ -84,10 +91,17 @@ weft_status weft_plan_run(weft_plan *plan, size_t nfeeds, const weft_feed *feeds
     if (st) return st;
     if (!plan->shapes_valid && (st = wf_plan_resolve(plan))) return st;
     atomic_store_explicit(&plan->fail_claimed, 0, memory_order_relaxed);
+    /* inline: too little work to share, one thread, or (nearly) no parallelism between
+     * the nodes (a chain: large ops still split across the pool) */
     int inline_run = plan->work_ns < plan->opts.inline_below_ns ||
                      weft_pool_threads(plan->pool) == 1;
+    if (!inline_run && plan->opts.inline_below_ns > 0) {
+        weft_graph_stats gs;
+        if ((st = weft_graph_analyze(plan->tasks, &gs))) return st;
+        inline_run = gs.parallelism < WF_PLAN_INLINE_PARALLELISM;
+    }
     if (inline_run) {
-        run_inline(plan);
+        if ((st = run_inline(plan))) return st;
     } else {
         st = weft_graph_run(plan->pool, plan->tasks);
         if (st && st != WEFT_ERR_TASK_FAILED) return st;

@@ -25,14 +25,40 @@ static weft_status emit(void *builder, wf_op_id op, size_t nin, const uint32_t *
     return wf_tgraph_add(s->g, op, nin, inputs, attrs, out);
 }
 
-/* grad[v] += contribution (a new add node unless it is the first). */
-static weft_status accumulate(grad_state *s, uint32_t v, uint32_t contribution) {
+/* 1 if node c is a matmul that only this accumulation will read: made by the builder
+ * that just ran (id >= first_new), used by no later node and by no other gradient of
+ * the same builder. */
+static int private_matmul(const weft_tgraph *g, uint32_t c, uint32_t first_new,
+                          const uint32_t *gin, size_t nin, size_t i) {
+    if (c < first_new || g->nodes[c].op != WF_OP_MATMUL) return 0;
+    for (size_t k = 0; k < nin; k++)
+        if (k != i && gin[k] == c) return 0;
+    for (size_t u = c + 1; u < g->n; u++)
+        for (uint32_t k = 0; k < g->nodes[u].nin; k++)
+            if (g->inputs[g->nodes[u].in_off + k] == c) return 0;
+    return 1;
+}
+
+/* grad[v] += contribution (a new add node unless it is the first). A contribution that
+ * is a private matmul becomes matmul_acc(a, b, grad[v]): one GEMM accumulating into the
+ * running sum (in place under a memory plan) instead of a product and an add. */
+static weft_status accumulate(grad_state *s, uint32_t v, uint32_t contribution, int fuse) {
     if (s->grad[v] == WF_NO_VALUE) {
         s->grad[v] = contribution;
         return WEFT_OK;
     }
-    uint32_t in[2] = {s->grad[v], contribution}, sum;
-    weft_status st = wf_tgraph_add(s->g, WF_OP_ADD, 2, in, NULL, &sum);
+    uint32_t sum;
+    weft_status st;
+    if (fuse) {
+        const wf_tnode *mm = &s->g->nodes[contribution];
+        uint32_t in3[3] = {s->g->inputs[mm->in_off], s->g->inputs[mm->in_off + 1], s->grad[v]};
+        wf_attrs at = mm->attrs;
+        st = wf_tgraph_add(s->g, WF_OP_MATMUL_ACC, 3, in3, &at, &sum);
+        if (!st) s->grad[v] = sum;
+        return st;
+    }
+    uint32_t in[2] = {s->grad[v], contribution};
+    st = wf_tgraph_add(s->g, WF_OP_ADD, 2, in, NULL, &sum);
     if (!st) s->grad[v] = sum;
     return st;
 }
@@ -101,13 +127,15 @@ static weft_status backward_node(grad_state *s, uint32_t v) {
         needs[i] = s->need[in[i]];
         gin[i] = WF_NO_VALUE;
     }
+    uint32_t first_new = (uint32_t)g->n;
     wf_grad_ctx ctx = {.attrs = &attrs, .nin = nin, .in = in, .in_desc = in_desc, .out = v,
                        .out_desc = &out_desc, .gout = s->grad[v], .needs = needs, .gin = gin,
                        .emit = emit, .builder = s};
     if ((st = def->backward(&ctx))) goto out;
     for (size_t i = 0; i < nin && !st; i++) {
         /* WF_NO_VALUE: the input contributes nothing (e.g. a shape-only reference) */
-        if (needs[i] && gin[i] != WF_NO_VALUE) st = accumulate(s, in[i], gin[i]);
+        if (needs[i] && gin[i] != WF_NO_VALUE)
+            st = accumulate(s, in[i], gin[i], private_matmul(g, gin[i], first_new, gin, nin, i));
     }
 out:
     if (nin > 8) {

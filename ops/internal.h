@@ -29,7 +29,7 @@
     /* leaves: graph/ */                                                               \
     X(PLACEHOLDER, placeholder) X(VARIABLE, variable) X(CONSTANT, constant)            \
     /* matmul.c */                                                                     \
-    X(MATMUL, matmul)                                                                  \
+    X(MATMUL, matmul) X(MATMUL_ACC, matmul_acc)                                        \
     /* elementwise.c */                                                                \
     X(ADD, add) X(SUB, sub) X(MUL, mul) X(DIV, div)                                    \
     X(NEG, neg) X(EXP, exp) X(LOG, log) X(SQRT, sqrt) X(SIGMOID, sigmoid)              \
@@ -250,6 +250,9 @@ enum {
                                           such an input (and on other inputs) */
     WF_OPF_UPDATE = 1u << 3,           /* writes its input 0 (a variable) */
     WF_OPF_INTERNAL = 1u << 4,         /* emitted by backward builders, not in weft/ops.h */
+    WF_OPF_INPLACE_LAST = 1u << 6,     /* the output may share the buffer of its last
+                                          input (same dtype and shape), which it
+                                          accumulates into; no other input */
     WF_OPF_VIEW = 1u << 5              /* with as many elements as input 0, the output is
                                           input 0's data unchanged: a plan may hand it
                                           input 0's buffer (the kernel then sees

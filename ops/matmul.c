@@ -94,12 +94,13 @@ static weft_status matmul_shape(wf_attrs *attrs, size_t nin, const wf_desc *in, 
  * vector loop's set-up costs more than the row: [4,5] @ [5,1] takes 3x longer). */
 #define MM_TINY_DEFINE(T)                                                                  \
     static void mm_tiny_##T(const T *a, const T *b, T *c, size_t m, size_t n, size_t k,     \
-                            size_t a_rs, size_t a_ks, size_t b_ks, size_t b_cs) {          \
+                            size_t a_rs, size_t a_ks, size_t b_ks, size_t b_cs, int acc) { \
         for (size_t i = 0; i < m; i++) {                                                   \
             T *ci = c + i * n;                                                             \
             const T *ai = a + i * a_rs;                                                    \
             if (b_cs == 1 && n >= 4) {                                                     \
-                for (size_t j = 0; j < n; j++) ci[j] = 0;                                  \
+                if (!acc)                                                                  \
+                    for (size_t j = 0; j < n; j++) ci[j] = 0;                              \
                 for (size_t p = 0; p < k; p++) {                                           \
                     const T aip = ai[p * a_ks], *bp = b + p * b_ks;                        \
                     _Pragma("omp simd") for (size_t j = 0; j < n; j++) ci[j] += aip * bp[j]; \
@@ -109,7 +110,7 @@ static weft_status matmul_shape(wf_attrs *attrs, size_t nin, const wf_desc *in, 
                     const T *bj = b + j * b_cs;                                            \
                     T s = 0;                                                               \
                     for (size_t p = 0; p < k; p++) s += ai[p * a_ks] * bj[p * b_ks];      \
-                    ci[j] = s;                                                             \
+                    ci[j] = acc ? ci[j] + s : s;                                           \
                 }                                                                          \
             }                                                                              \
         }                                                                                  \
@@ -125,6 +126,7 @@ typedef struct mm_job {
     const void *a, *b;
     void *c;
     int n, k, lda, ldb; /* checked against INT_MAX before the job is built */
+    int accumulate;     /* matmul_acc: c += product (beta = 1) */
     size_t m, mb, nb, tiles_n;
 } mm_job;
 
@@ -145,11 +147,11 @@ static int mm_tiles(void *arg, size_t t0, size_t t1) {
         if (j->dtype == WEFT_F32)
             cblas_sgemm(CblasRowMajor, ta, tb, rows, cols, j->k, 1.0f,
                         (const float *)j->a + a_off, j->lda, (const float *)j->b + b_off,
-                        j->ldb, 0.0f, (float *)j->c + c_off, j->n);
+                        j->ldb, j->accumulate ? 1.0f : 0.0f, (float *)j->c + c_off, j->n);
         else
             cblas_dgemm(CblasRowMajor, ta, tb, rows, cols, j->k, 1.0,
                         (const double *)j->a + a_off, j->lda, (const double *)j->b + b_off,
-                        j->ldb, 0.0, (double *)j->c + c_off, j->n);
+                        j->ldb, j->accumulate ? 1.0 : 0.0, (double *)j->c + c_off, j->n);
     }
     return 0;
 }
@@ -178,7 +180,9 @@ static void mm_tiling(size_t m, size_t n, size_t k, size_t *mb, size_t *nb) {
     *nb = c;
 }
 
-static int matmul_forward(const wf_kernel_ctx *ctx) {
+/* c = op(a) op(b), or with accumulate (matmul_acc, c already holding the addend):
+ * c += op(a) op(b). */
+static int matmul_run(const wf_kernel_ctx *ctx, int accumulate) {
     const wf_tref *a = &ctx->in[0], *b = &ctx->in[1];
     wf_tref *c = ctx->out;
     const int ta = (ctx->attrs->flags & WEFT_TRANS_A) != 0;
@@ -190,16 +194,17 @@ static int matmul_forward(const wf_kernel_ctx *ctx) {
 
     if (m == 0 || n == 0) return 0;
     if (k == 0) { /* an empty sum: c = 0 (BLAS may not accept lda = 0) */
-        memset(c->data, 0, m * n * esize);
+        if (!accumulate) memset(c->data, 0, m * n * esize);
         return 0;
     }
     if (m < MM_TINY_MACS && n < MM_TINY_MACS && k < MM_TINY_MACS && m * n * k < MM_TINY_MACS) {
         const size_t a_rs = ta ? 1 : ac, a_ks = ta ? ac : 1;
         const size_t b_ks = tb ? 1 : bc, b_cs = tb ? bc : 1;
         if (c->dtype == WEFT_F32)
-            mm_tiny_float(a->data, b->data, c->data, m, n, k, a_rs, a_ks, b_ks, b_cs);
+            mm_tiny_float(a->data, b->data, c->data, m, n, k, a_rs, a_ks, b_ks, b_cs, accumulate);
         else
-            mm_tiny_double(a->data, b->data, c->data, m, n, k, a_rs, a_ks, b_ks, b_cs);
+            mm_tiny_double(a->data, b->data, c->data, m, n, k, a_rs, a_ks, b_ks, b_cs,
+                           accumulate);
         return 0;
     }
     if (m > INT_MAX || n > INT_MAX || k > INT_MAX || ac > INT_MAX || bc > INT_MAX)
@@ -209,12 +214,63 @@ static int matmul_forward(const wf_kernel_ctx *ctx) {
     pthread_once(&mm_blas_once, mm_blas_init);
     mm_job job = {.dtype = c->dtype, .ta = ta, .tb = tb, .a = a->data, .b = b->data,
                   .c = c->data, .n = (int)n, .k = (int)k, .lda = (int)ac, .ldb = (int)bc,
-                  .m = m};
+                  .accumulate = accumulate, .m = m};
     mm_tiling(m, n, k, &job.mb, &job.nb);
     job.tiles_n = (n + job.nb - 1) / job.nb;
     const size_t tiles = (m + job.mb - 1) / job.mb * job.tiles_n;
     return wf_kernel_parallel(ctx, tiles, 1, mm_tiles, &job);
 }
+
+static int matmul_forward(const wf_kernel_ctx *ctx) {
+    return matmul_run(ctx, 0);
+}
+
+/* ---- matmul_acc: c + op(a) op(b) --------------------------------------------------------
+ * Emitted by autodiff when a gradient contribution is a product added to a running sum
+ * (weight gradients summed over the steps of an RNN): one GEMM with beta = 1 instead of
+ * a product into a new buffer and an add. In place over c (input 2) when the memory plan
+ * allows it; otherwise c is copied into the output first. */
+static weft_status matmul_acc_shape(wf_attrs *attrs, size_t nin, const wf_desc *in,
+                                    wf_desc *out) {
+    weft_status st = matmul_shape(attrs, 2, in, out);
+    (void)nin;
+    if (st) return st;
+    if (in[2].dtype != out->dtype || (wf_shape_known(&in[2].shape) && wf_shape_known(&out->shape) &&
+                                      !wf_shape_equal(&in[2].shape, &out->shape)))
+        return wf_op_shape_error("matmul_acc", "the addend must have the product's shape",
+                                 &in[2].shape, "vs", &out->shape);
+    return WEFT_OK;
+}
+
+static int matmul_acc_forward(const wf_kernel_ctx *ctx) {
+    size_t bytes = wf_shape_numel(&ctx->out->shape) * weft_dtype_size(ctx->out->dtype);
+    if (ctx->out->data != ctx->in[2].data && bytes)
+        memcpy(ctx->out->data, ctx->in[2].data, bytes);
+    return matmul_run(ctx, 1);
+}
+
+/* The product's gradients as for matmul (the same builder on inputs 0 and 1) and the
+ * addend's: g itself. */
+static weft_status matmul_backward(wf_grad_ctx *ctx);
+static weft_status matmul_acc_backward(wf_grad_ctx *ctx) {
+    weft_status st = matmul_backward(ctx);
+    if (!st && ctx->needs[2]) ctx->gin[2] = ctx->gout;
+    return st;
+}
+
+static wf_cost matmul_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
+                           const wf_desc *out);
+
+const wf_op_def wf_op_def_matmul_acc = {
+    .name = "matmul_acc",
+    .min_inputs = 3,
+    .max_inputs = 3,
+    .flags = WF_OPF_INTERNAL | WF_OPF_INPLACE_LAST,
+    .shape = matmul_acc_shape,
+    .forward = matmul_acc_forward,
+    .backward = matmul_acc_backward,
+    .cost = matmul_cost,
+};
 
 /* ---- cost ------------------------------------------------------------------------------ */
 

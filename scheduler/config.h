@@ -40,6 +40,12 @@
  * such plans cannot win back. */
 #define WF_PLAN_INLINE_BELOW_NS 20000.0
 
+/* Plans whose estimated parallelism (work / span of the task DAG) is below this also run
+ * inline: with less than ~1.2 tasks to run side by side, scheduling costs more than the
+ * overlap gains. Their large ops still split across the pool. Only with
+ * inline_below_ns > 0 (0 asks for scheduling always). */
+#define WF_PLAN_INLINE_PARALLELISM 1.2
+
 /* ThreadSanitizer does not model atomic_thread_fence. Under TSan, every seq_cst fence of
  * the scheduler is replaced by a seq_cst read-modify-write on one shared atomic
  * (scheduler/atomic.h), which TSan does model and which orders the same operations. */

@@ -34,11 +34,15 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "bench/options.h"
+#include "bench/run_dynamic.h"
 #include "tests/util/tu_alloc.h"
 #include "tests/util/tu_common.h"
 #include "tests/util/tu_tensor.h"
@@ -373,6 +377,20 @@ static void test_dynamic_reads_mid_graph_and_branches_in_c(void **state)
         /* the input read back is the caller's data */
         const double *xd = read_f64(d, x, 4);
         assert_memory_equal(xd, xv, sizeof xv);
+        /* shape ops and graph constants on the values read so far: r = [[1,-2],[3,0.5]],
+         * c = concat(r, r^T) along axis 0, rows 1..2 of it, times the constant 3 */
+        weft_value r, rt, cc, sl, k3, out;
+        OK(weft_op_reshape(g, x, 2, (int64_t[]){2, 2}, &r));
+        OK(weft_op_transpose(g, r, NULL, &rt));
+        OK(weft_op_concat(g, 2, (weft_value[]){r, rt}, 0, &cc));
+        OK(weft_op_slice(g, cc, 0, 1, 3, &sl));
+        OK(weft_tgraph_scalar(g, WEFT_F64, 3.0, &k3));
+        OK(weft_op_mul(g, sl, k3, &out));
+        const double *od = read_f64(d, out, 4);
+        static const double want_out[4] = {9, 1.5, 3, 9};
+        assert_memory_equal(od, want_out, sizeof want_out);
+        const double *rd = read_f64(d, r, 4); /* the reshape itself */
+        assert_memory_equal(rd, xv, sizeof xv);
         /* scalar of a value that is not one element */
         double bad = 0;
         expect_status(weft_dyn_scalar(d, y, &bad), WEFT_ERR_INVALID_ARG, "scalar of [4]");
@@ -930,6 +948,72 @@ static void test_dynamic_check_mode_names_the_op(void **state)
     weft_pool_destroy(pool);
 }
 
+/* A failed evaluation must not be repeated by the next one: whatever ran before the
+ * failure (here the accumulation of w's gradient, independent of the failing branch)
+ * took effect once, and later evaluations of the same iteration (weft_dyn_eval, a read)
+ * must not apply it again. loss = sum(sqrt(f)) + sum(w * x) with f = [1, 0, 4]: in check
+ * mode the backward of sqrt fails (Inf at 0); d loss / d w = x does not depend on it. */
+static void test_dynamic_failed_evaluation_is_not_repeated(void **state)
+{
+    (void)state;
+    weft_pool *pool = make_pool(2);
+    int bad = 0; /* asserted after the cleanup, so that a failure leaks nothing */
+    for (int scheduled = 0; scheduled < 2; scheduled++) {
+        weft_plan_options po = dyn_opts(scheduled, 1);
+        weft_dyn *d = NULL;
+        OK(weft_dyn_create(pool, &po, &d));
+        static const double fv[3] = {1, 0, 4}, wv[3] = {1, 2, 3}, xv[3] = {0.5, -1, 4};
+        weft_tensor *f = f64_tensor(1, (int64_t[]){3}, fv), *gf = zeros_like(f);
+        weft_tensor *w = f64_tensor(1, (int64_t[]){3}, wv), *gw = zeros_like(w);
+        weft_tensor *x = f64_tensor(1, (int64_t[]){3}, xv);
+        weft_tgraph *g = NULL;
+        weft_value pf, pw, px, sq, s1, m, s2, loss;
+        OK(weft_dyn_begin(d, &g));
+        OK(weft_dyn_param(d, f, gf, &pf));
+        OK(weft_dyn_param(d, w, gw, &pw));
+        OK(weft_dyn_input(d, x, &px));
+        OK(weft_op_sqrt(g, pf, &sq));
+        OK(weft_op_sum(g, sq, WEFT_AXIS_ALL, 0, &s1));
+        OK(weft_op_mul(g, pw, px, &m));
+        OK(weft_op_sum(g, m, WEFT_AXIS_ALL, 0, &s2));
+        OK(weft_op_add(g, s1, s2, &loss));
+        double l0 = 0;
+        OK(weft_dyn_scalar(d, loss, &l0));
+        weft_status st0 = weft_dyn_backward(d, loss);
+        double after[3];
+        memcpy(after, f64_data(gw), sizeof after);
+        weft_status st = weft_dyn_eval(d);
+        double v = 0;
+        weft_status st2 = weft_dyn_scalar(d, loss, &v);
+        double now[3];
+        memcpy(now, f64_data(gw), sizeof now);
+        int ok = l0 == 3 + 0.5 - 2 + 12 && st0 == WEFT_ERR_NUMERICS;
+        for (int i = 0; i < 3; i++) /* none of the gradient, or all of it */
+            ok &= after[i] == 0 || after[i] == xv[i];
+        if (!ok)
+            print_error("%s: backward pass %s (%s), loss %g, gradient of w [%g %g %g]\n",
+                        scheduled ? "scheduled" : "inline", weft_status_name(st0),
+                        weft_last_error(), l0, after[0], after[1], after[2]);
+        if (memcmp(now, after, sizeof after) != 0) {
+            print_error("%s: after the failed backward pass the gradient of w was "
+                        "[%g %g %g]; a later weft_dyn_eval (%s) and weft_dyn_scalar (%s) "
+                        "made it [%g %g %g]: the failed evaluation ran again\n",
+                        scheduled ? "scheduled" : "inline", after[0], after[1], after[2],
+                        weft_status_name(st), weft_status_name(st2), now[0], now[1], now[2]);
+            ok = 0;
+        }
+        bad |= !ok;
+        weft_tensor_destroy(f);
+        weft_tensor_destroy(gf);
+        weft_tensor_destroy(w);
+        weft_tensor_destroy(gw);
+        weft_tensor_destroy(x);
+        weft_dyn_destroy(d);
+    }
+    weft_pool_destroy(pool);
+    assert_false(bad);
+}
+
 static void test_dynamic_argument_errors(void **state)
 {
     (void)state;
@@ -1355,6 +1439,87 @@ static void test_dynamic_stress_random_shapes_match_one_thread(void **state)
     stress_side_free(&many);
 }
 
+/* ---- the benchmark at a tiny size ---------------------------------------------------- */
+
+/* Parses a command line of space-separated words into o (words point into a static
+ * buffer). */
+static int parse_line(const char *line, bench_options *o)
+{
+    static char buf[512];
+    char *argv[32];
+    int argc = 0;
+    snprintf(buf, sizeof buf, "%s", line);
+    for (char *t = strtok(buf, " "); t && argc < 32; t = strtok(NULL, " "))
+        argv[argc++] = t;
+    return bench_options_parse(argc, argv, o);
+}
+
+/* Runs weft-bench's dynamic-overhead runner with stdout captured; returns its status. */
+static int run_bench_captured(const char *line, char **text)
+{
+    bench_options o;
+    if (parse_line(line, &o) != 0)
+        return -2;
+    assert_int_equal(o.workload, BENCH_WORKLOAD_DYNAMIC_OVERHEAD);
+    char path[128];
+    tu_temp_path(path, sizeof path, "dynbench");
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, STDOUT_FILENO);
+    close(fd);
+    int rc = bench_run_dynamic(&o);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    size_t len = 0;
+    *text = tu_read_file(path, &len);
+    unlink(path);
+    return rc;
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* weft-bench --workload dynamic-overhead through the whole runner at a tiny size: option
+ * parsing, verification, rounds, JSON and table. */
+static void test_dynamic_overhead_bench_runs_tiny(void **state)
+{
+    (void)state;
+    bench_options o;
+    assert_int_equal(parse_line("weft-bench --workload dynamic-overhead", &o), 0);
+    assert_int_equal(o.size, 10000);
+    assert_int_equal(o.iters, 10);
+    char *text = NULL;
+    assert_int_equal(run_bench_captured("weft-bench --workload dynamic-overhead --size small "
+                                        "--threads 1,2 --reps 2 --rounds 2 --no-filter --json",
+                                        &text),
+                     0);
+    assert_non_null(text);
+    /* one record per (graph, T); 2 reps x 2 rounds x 3 iterations */
+    assert_int_equal(count_of(text, "\"shape\":\"dynamic-overhead\""), 4);
+    assert_int_equal(count_of(text, "\"samples\":12,"), 4);
+    assert_int_equal(count_of(text, "\"ns_per_node\":"), 4);
+    assert_int_equal(count_of(text, "\"record_ns_per_node\":"), 4);
+    assert_int_equal(count_of(text, "\"target_ns_per_node\":500"), 4);
+    assert_int_equal(count_of(text, "\"target_met\":null"), 4); /* N = 100 < 1000 */
+    free(text);
+    assert_int_equal(run_bench_captured("weft-bench --workload dynamic-overhead --size 1000 "
+                                        "--iters 1 --threads 2 --reps 1 --rounds 1 --no-filter",
+                                        &text),
+                     0);
+    assert_non_null(strstr(text, "verification passed"));
+    assert_non_null(strstr(text, "ns/node"));
+    assert_int_equal(count_of(text, "<= 500 ns, "), 2);
+    free(text);
+}
+
 int main(void)
 {
     tu_main_init(300);
@@ -1367,10 +1532,12 @@ int main(void)
         cmocka_unit_test(test_dynamic_shape_error_keeps_the_iteration_usable),
         cmocka_unit_test(test_dynamic_runtime_error_then_next_iteration_works),
         cmocka_unit_test(test_dynamic_check_mode_names_the_op),
+        cmocka_unit_test(test_dynamic_failed_evaluation_is_not_repeated),
         cmocka_unit_test(test_dynamic_argument_errors),
         cmocka_unit_test(test_dynamic_arena_stops_growing),
         cmocka_unit_test_teardown(test_dynamic_alloc_failures_are_clean, uninstall_hook),
         cmocka_unit_test(test_dynamic_stress_random_shapes_match_one_thread),
+        cmocka_unit_test(test_dynamic_overhead_bench_runs_tiny),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

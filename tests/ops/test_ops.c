@@ -176,6 +176,9 @@ static const op_case CASES[] = {
     C2("matmul", U(MM_L "x" MM_S), U(MM_L "x" MM_L),
        .p = {.flags = WEFT_TRANS_A | WEFT_TRANS_B}, .fd_samples = 2),
     C2("matmul", U("2x3"), U("3x2"), .p = {.flags = WEFT_TRANS_A | WEFT_TRANS_B}),
+    /* x @ x: both gradients flow into x, the second as matmul_acc (a fused accumulation) */
+    C1("matmul", U("4x4")), C1("matmul", U("5x5"), .p = {.flags = WEFT_TRANS_A}),
+    C1("matmul", U("24x24"), .p = {.flags = WEFT_TRANS_B}),
 
     BINARY_CASES("add", U),
     BINARY_CASES("sub", U),
@@ -344,8 +347,9 @@ static int concat_ref(const tu_ref *in, size_t nin, const case_params *p, tu_ref
 
 #define TA(p) (((p)->flags & WEFT_TRANS_A) != 0)
 #define TB(p) (((p)->flags & WEFT_TRANS_B) != 0)
-OP_IMPL(matmul, weft_op_matmul(g, in[0], in[1], p->flags, out),
-        tu_ref_matmul(&in[0], &in[1], TA(p), TB(p), out))
+/* one operand: x @ x (both gradients flow into x) */
+OP_IMPL(matmul, weft_op_matmul(g, in[0], in[nin > 1], p->flags, out),
+        tu_ref_matmul(&in[0], &in[nin > 1], TA(p), TB(p), out))
 BINARY_IMPL(add)
 BINARY_IMPL(sub)
 BINARY_IMPL(mul)
@@ -385,11 +389,11 @@ OP_IMPL(assign_sub, weft_op_assign_sub(g, in[0], in[1], out),
 static int mag_matmul(const tu_ref *in, size_t nin, const case_params *p, tu_ref *out)
 {
     tu_ref ab[2] = {{0}, {0}};
-    int rc = tu_ref_copy(&ab[0], &in[0]) || tu_ref_copy(&ab[1], &in[1]) ? -1 : 0;
+    int rc = tu_ref_copy(&ab[0], &in[0]) || tu_ref_copy(&ab[1], &in[nin > 1]) ? -1 : 0;
     if (!rc) {
         tu_ref_abs(&ab[0]);
         tu_ref_abs(&ab[1]);
-        rc = ref_matmul(ab, nin, p, out);
+        rc = ref_matmul(ab, 2, p, out);
     }
     tu_ref_free(&ab[0]);
     tu_ref_free(&ab[1]);
