@@ -2,11 +2,12 @@
 #   make            libraries, examples, build/weft-bench, build/weft-train
 #   make test       every cmocka suite (non-zero exit on any failure)
 #   make test SAN=thread | SAN=address,undefined   the same under a sanitizer
-#   make demo       tiled Cholesky on 1 and all threads, then a short benchmark table
+#   make demo       one epoch of MLP training on Fashion-MNIST on 1 and all threads
 # Missing Debian packages are installed with apt-get when run as root; otherwise make
 # stops and prints the exact command.
 
 PKGS     := libhwloc-dev libopenblas-dev liblapacke-dev libcmocka-dev pkg-config zlib1g-dev
+DATA_PKGS:= dataset-fashion-mnist
 PCMODS   := hwloc openblas cmocka lapacke zlib
 
 CC       ?= gcc
@@ -50,14 +51,15 @@ SAN_ENV  := LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp \
             TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/sanitizers/tsan.supp" \
             ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all test demo clean deps check-symbols
+.PHONY: all test demo clean deps data-deps check-symbols
 .SECONDARY:
 all: $(BUILD)/libweft.a $(BUILD)/libweft.so $(EX_BIN) $(BUILD)/weft-bench $(BUILD)/weft-train
 
-deps: $(DEPS_OK)
-$(DEPS_OK):
+# ensure_pkgs: installs the missing ones of the listed Debian packages as root, or stops
+# with the exact apt-get command.
+define ensure_pkgs
 	@missing=""; \
-	for p in $(PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
@@ -67,7 +69,16 @@ $(DEPS_OK):
 	    echo "run:  sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
+endef
+
+deps: $(DEPS_OK)
+$(DEPS_OK):
+	$(call ensure_pkgs,$(PKGS))
 	@mkdir -p build && touch $@
+
+# The demo's dataset (Fashion-MNIST, ~30 MB): only `make demo` needs it.
+data-deps:
+	$(call ensure_pkgs,$(DATA_PKGS))
 
 $(BUILD)/obj/%.o: %.c $(DEPS_OK) | $(BUILD)
 	@mkdir -p $(dir $@)
@@ -123,14 +134,9 @@ check-symbols: $(BUILD)/libweft.so
 # kernels either way. Tests and CI keep OpenBLAS's own choice.
 DEMO_CORETYPE = $${OPENBLAS_CORETYPE:-$$(grep -qw avx512f /proc/cpuinfo && echo SkylakeX || { grep -qw avx2 /proc/cpuinfo && echo Haswell; })}
 
-demo: all
+demo: all data-deps
 	@export OPENBLAS_CORETYPE="$(DEMO_CORETYPE)"; [ -n "$$OPENBLAS_CORETYPE" ] || unset OPENBLAS_CORETYPE; \
-	echo "== tiled Cholesky, n=2048, tile 256, 1 thread"; $(BUILD)/cholesky --n 2048 --tile 256 --threads 1 || exit 1; \
-	echo "== tiled Cholesky, n=2048, tile 256, all threads"; $(BUILD)/cholesky --n 2048 --tile 256 || exit 1; \
-	echo "== scheduler benchmark (short; full sizes: see README)"; \
-	for s in fanout tree wavefront random; do \
-	  $(BUILD)/weft-bench --shape $$s --grain 10us --size small --threads 1,$$(nproc) --reps 3 --rounds 1 --budget 20 --baseline omp,static || exit 1; \
-	done
+	BUILD=$(BUILD) sh tools/demo.sh
 
 clean:
 	rm -rf build

@@ -180,6 +180,21 @@ weft_status weft_optim_step(weft_optim *o, weft_pool *pool, size_t n, weft_tenso
     return WEFT_OK;
 }
 
+weft_status weft_optim_attach(weft_optim *o, size_t n, weft_tensor *const *params) {
+    if (!o || (n && !params)) return wf_error(WEFT_ERR_INVALID_ARG, "weft_optim_attach: NULL argument");
+    for (size_t i = 0; i < n; i++)
+        if (!params[i] || !wf_dtype_is_float(params[i]->ref.dtype))
+            return wf_error(WEFT_ERR_INVALID_ARG, "weft_optim_attach: params[%zu] is NULL or "
+                            "not a float tensor", i);
+    for (size_t i = 0; i < n; i++) {
+        optim_param *p;
+        const wf_tref *w = &params[i]->ref;
+        weft_status st = param_slot(o, w->data, w->dtype, &w->shape, &p);
+        if (st) return st;
+    }
+    return WEFT_OK;
+}
+
 size_t weft_optim_state_count(const weft_optim *o) {
     if (!o) return 0;
     size_t per = o->hyper.kind == WEFT_OPTIM_ADAM ? 3 : o->hyper.kind == WEFT_OPTIM_MOMENTUM;

@@ -95,7 +95,8 @@ weft_status weft_plan_run(weft_plan *plan, size_t nfeeds, const weft_feed *feeds
      * the nodes (a chain: large ops still split across the pool) */
     int inline_run = plan->work_ns < plan->opts.inline_below_ns ||
                      weft_pool_threads(plan->pool) == 1;
-    if (!inline_run && plan->opts.inline_below_ns > 0) {
+    if (!inline_run && plan->opts.inline_below_ns > 0 &&
+        plan->work_ns < WF_PLAN_INLINE_TASK_NS * (double)plan->ntasks) {
         weft_graph_stats gs;
         if ((st = weft_graph_analyze(plan->tasks, &gs))) return st;
         inline_run = gs.parallelism < WF_PLAN_INLINE_PARALLELISM;

@@ -3,6 +3,7 @@
  * weft_optim_step runs eagerly. Inputs (parameter, gradient); attrs->slot holds the
  * parameter's state and the optimizer's hyper-parameters (read when the op runs). The
  * rules are in weft/optim.h. Elementwise and chunked: results do not depend on threads. */
+#include <float.h>
 #include <math.h>
 
 #include "ops/internal.h"
@@ -32,6 +33,14 @@ typedef struct optim_job {
     double c1, c2; /* Adam: 1 - beta1^t, 1 - beta2^t */
 } optim_job;
 
+/* Optimizer state that decays towards zero (a momentum buffer or Adam moment of a weight
+ * whose gradient stays 0) ends in subnormal numbers, which cost ~100x per operation on
+ * x86 and slowed whole epochs down by 2-3x. State below the smallest normal number is
+ * flushed to zero: its effect on the update is below the rounding of any weight. */
+static inline float flush_float(float x) { return fabsf(x) < FLT_MIN ? 0.0f : x; }
+static inline double flush_double(double x) { return fabs(x) < DBL_MIN ? 0.0 : x; }
+#define FLUSH(T, x) flush_##T(x)
+
 #define OPTIM_CHUNK_DEFINE(T)                                                              \
     static int optim_chunk_##T(void *arg, size_t i0, size_t i1) {                          \
         const optim_job *j = arg;                                                          \
@@ -46,7 +55,7 @@ typedef struct optim_job {
             T *b = (T *)j->slot->m;                                                        \
             const T mu = (T)h->momentum;                                                   \
             _Pragma("omp simd") for (size_t i = i0; i < i1; i++) {                         \
-                b[i] = mu * b[i] + (g[i] + wd * w[i]);                                     \
+                b[i] = FLUSH(T, mu * b[i] + (g[i] + wd * w[i]));                           \
                 w[i] -= lr * b[i];                                                         \
             }                                                                              \
         } else {                                                                           \
@@ -57,8 +66,8 @@ typedef struct optim_job {
             const T ic1 = (T)(1.0 / j->c1), ic2 = (T)(1.0 / j->c2);                        \
             _Pragma("omp simd") for (size_t i = i0; i < i1; i++) {                         \
                 const T gi = g[i] + wd * w[i];                                             \
-                m[i] = b1 * m[i] + nb1 * gi;                                               \
-                v[i] = b2 * v[i] + nb2 * gi * gi;                                          \
+                m[i] = FLUSH(T, b1 * m[i] + nb1 * gi);                                     \
+                v[i] = FLUSH(T, b2 * v[i] + nb2 * gi * gi);                                \
                 w[i] -= lr * (m[i] * ic1) / (vm_sqrt(v[i] * ic2) + eps);                   \
             }                                                                              \
         }                                                                                  \

@@ -72,12 +72,8 @@ int train_dynamic_predict(train_net *net, const weft_tensor *x, const int32_t **
 
 int train_dynamic_prepare_load(train_net *net)
 {
-    /* The gradients are zero here (no step has run, or the last one zeroed them); the
-     * step creates the optimizer's state for every parameter, in parameter order. */
-    if (weft_optim_state_count(net->optim) > 0)
-        return 0;
-    return train_check(weft_optim_step(net->optim, net->pool, net->nparams, net->param,
-                                       (const weft_tensor *const *)net->grad),
+    /* the optimizer's state for every parameter, in parameter order, before the load */
+    return train_check(weft_optim_attach(net->optim, net->nparams, net->param),
                        "creating the optimizer state");
 }
 

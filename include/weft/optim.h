@@ -76,6 +76,12 @@ WEFT_API weft_status weft_optim_step(weft_optim *optim, weft_pool *pool, size_t 
                                      weft_tensor *const *params,
                                      const weft_tensor *const *grads);
 
+/* Eager style: creates the state of these parameters now, in this order, without a step
+ * (the state of a parameter is otherwise created by its first step), so that a
+ * checkpoint can be loaded into it before training resumes. Already known parameters
+ * are left as they are. */
+WEFT_API weft_status weft_optim_attach(weft_optim *optim, size_t n, weft_tensor *const *params);
+
 /* The optimizer state for checkpoints: count, then each tensor (owned by the optimizer)
  * and its name (static string valid as long as the optimizer). */
 WEFT_API size_t weft_optim_state_count(const weft_optim *optim);

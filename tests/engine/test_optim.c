@@ -1185,6 +1185,68 @@ static void test_optim_step_null_arguments(void **state)
 
 /* More than 32768 elements (an odd count, so the last chunk is short): 3 steps on a
  * 4-thread pool give the same bytes as with pool NULL, and f64 follows the reference. */
+/* weft_optim_attach creates the state without a step (parameters and state untouched),
+ * in order, once per parameter. */
+static void test_optim_attach_creates_state_without_stepping(void **state)
+{
+    (void)state;
+    weft_optim_options o = weft_optim_options_default(WEFT_OPTIM_ADAM);
+    o.weight_decay = 0.5; /* a step with zero gradients would still move w */
+    weft_optim *opt = NULL;
+    OK(weft_optim_create(&o, &opt));
+    int64_t d[1] = {3};
+    const double w0[3] = {1, -2, 3}, w1v[3] = {4, 5, 6};
+    weft_tensor *w[2] = {tensor_of(WEFT_F64, 1, d, w0), tensor_of(WEFT_F64, 1, d, w1v)};
+    OK(weft_optim_attach(opt, 2, w));
+    OK(weft_optim_attach(opt, 2, w)); /* known parameters: nothing new */
+    assert_int_equal(weft_optim_state_count(opt), 6);
+    const double *wd = weft_tensor_data_const(w[0]);
+    assert_true(wd[0] == 1 && wd[1] == -2 && wd[2] == 3);
+    weft_tensor *t = state_named(opt, "optim.1.t");
+    assert_non_null(t);
+    double tv = -1;
+    OK(weft_tensor_get(t, 0, &tv));
+    assert_true(tv == 0);
+    weft_tensor *bad[1] = {NULL};
+    assert_int_equal(weft_optim_attach(opt, 1, bad), WEFT_ERR_INVALID_ARG);
+    weft_optim_destroy(opt);
+    weft_tensor_destroy(w[0]);
+    weft_tensor_destroy(w[1]);
+}
+
+/* State that decays below the smallest normal number is flushed to zero (subnormal
+ * arithmetic would slow every later step), in f32 and f64. */
+static void test_optim_subnormal_state_is_flushed(void **state)
+{
+    (void)state;
+    weft_dtype dts[2] = {WEFT_F32, WEFT_F64};
+    for (int k = 0; k < 2; k++) {
+        weft_optim_options o = weft_optim_options_default(WEFT_OPTIM_MOMENTUM);
+        o.momentum = 0.5;
+        weft_optim *opt = NULL;
+        OK(weft_optim_create(&o, &opt));
+        int64_t d[1] = {1};
+        const double one = 1, zero = 0;
+        weft_tensor *w = tensor_of(dts[k], 1, d, &zero), *g1 = tensor_of(dts[k], 1, d, &one),
+                    *g0 = tensor_of(dts[k], 1, d, &zero);
+        OK(weft_optim_step(opt, NULL, 1, &w, (const weft_tensor *const *)&g1));
+        /* b halves every step with a zero gradient: after 130 (f32) or 1030 (f64) steps it
+         * would be 2^-130 / 2^-1030, subnormal but not yet 0; flushed, it is exactly 0 */
+        int steps = dts[k] == WEFT_F32 ? 130 : 1030;
+        for (int s = 0; s < steps; s++)
+            OK(weft_optim_step(opt, NULL, 1, &w, (const weft_tensor *const *)&g0));
+        weft_tensor *b = state_named(opt, "optim.0.momentum");
+        assert_non_null(b);
+        double bv = -1;
+        OK(weft_tensor_get(b, 0, &bv));
+        assert_true(bv == 0);
+        weft_optim_destroy(opt);
+        weft_tensor_destroy(w);
+        weft_tensor_destroy(g1);
+        weft_tensor_destroy(g0);
+    }
+}
+
 static void test_optim_large_parameter_pool_equals_no_pool(void **state)
 {
     (void)state;
@@ -1276,6 +1338,8 @@ int main(void)
         cmocka_unit_test(test_optim_refused_step_changes_nothing),
         cmocka_unit_test(test_optim_step_null_arguments),
         cmocka_unit_test(test_optim_large_parameter_pool_equals_no_pool),
+        cmocka_unit_test(test_optim_attach_creates_state_without_stepping),
+        cmocka_unit_test(test_optim_subnormal_state_is_flushed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
