@@ -58,6 +58,12 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double bench_median_sort(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 void bench_samples_stats(const bench_samples *s, bench_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -75,10 +81,9 @@ void bench_samples_stats(const bench_samples *s, bench_stats *out)
         return;
     }
     memcpy(tmp, s->v, s->n * sizeof *tmp);
-    qsort(tmp, s->n, sizeof *tmp, cmp_double);
+    out->median = bench_median_sort(tmp, s->n);
     out->min = tmp[0];
     out->max = tmp[s->n - 1];
-    out->median = s->n % 2 ? tmp[s->n / 2] : 0.5 * (tmp[s->n / 2 - 1] + tmp[s->n / 2]);
     free(tmp);
 }
 

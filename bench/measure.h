@@ -39,6 +39,9 @@ typedef struct bench_stats {
 /* Median (mean of the two middle values for an even count), min and max. */
 void bench_samples_stats(const bench_samples *s, bench_stats *out);
 
+/* Sorts v[0..n) (n > 0) in place and returns its median, as bench_samples_stats. */
+double bench_median_sort(double *v, size_t n);
+
 typedef struct bench_filter {
     int enabled;     /* 0 = --no-filter: every repetition is accepted as clean */
     double budget_s; /* per configuration; default 180 */

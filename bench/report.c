@@ -19,6 +19,7 @@
 #include "bench/harness.h"
 #include "bench/run_tensor.h"
 #include "bench/shapes.h"
+#include "bench/workload_common.h"
 
 typedef struct row_figures {
     bench_stats one, run, build, exec, destroy;
@@ -90,11 +91,9 @@ static void print_header(const bench_report *rep)
                rep->depth, rep->fingerprint);
     }
     printf("  %s\n", rep->verified);
-    printf("  bound work/span (weft_graph_analyze) = %.1f; %zu reps x %zu rounds; load filter "
-           "%s",
-           rep->bound, o->reps, o->rounds, o->filter ? "on" : "off");
-    if (o->filter)
-        printf(" (budget %.0f s per configuration)", o->budget_s);
+    printf("  bound work/span (weft_graph_analyze) = %.1f; %zu reps x %zu rounds; ", rep->bound,
+           o->reps, o->rounds);
+    bench_print_filter_setup(o);
     printf("\n\n");
 }
 
@@ -139,11 +138,7 @@ static void print_table(const bench_report *rep)
             printf(" %9.2f %10.2e", f.one.median > 0 ? rep->flops / f.one.median * 1e-9 : 0,
                    r->residual);
         printf(" ");
-        if (f.contaminated)
-            printf(" contaminated");
-        if (f.discarded)
-            printf(" %u-dirty-reps-redone", f.discarded);
-        printf("\n");
+        bench_print_row_notes(f.contaminated, f.discarded);
     }
     if (rep->note != NULL)
         printf("note: %s\n", rep->note);
@@ -189,31 +184,16 @@ static int target_met(const bench_report *rep, const bench_target *t, const row_
     return met;
 }
 
-/* "4.213 us", "48.02 ms", "1.250 s". */
-static const char *fmt_time(double s, char *buf, size_t cap)
-{
-    if (s < 1e-3)
-        snprintf(buf, cap, "%.3f us", s * 1e6);
-    else if (s < 1.0)
-        snprintf(buf, cap, "%.3f ms", s * 1e3);
-    else
-        snprintf(buf, cap, "%.3f s", s);
-    return buf;
-}
-
 static void print_workload_table(const bench_report *rep)
 {
     const bench_options *o = rep->opts;
-    printf("weft-bench: workload %s(%" PRIu64 ")%s%s%s: %s\n", bench_workload_name(o->workload),
-           o->size, o->size_label ? " [" : "", o->size_label ? o->size_label : "",
-           o->size_label ? "]" : "", rep->note ? rep->note : "");
+    bench_print_workload_title(o, bench_workload_name(o->workload));
+    printf("%s\n", rep->note ? rep->note : "");
     printf("  %s\n", rep->verified);
     printf("  bound work/span (weft_plan_stats_get) = %.2f (%zu tasks, %zu edges, %zu levels); "
-           "%" PRIu64 " iterations per rep; %zu reps x %zu rounds; load filter %s",
-           rep->bound, rep->tasks, rep->edges, rep->depth, rep->iterations, o->reps, o->rounds,
-           o->filter ? "on" : "off");
-    if (o->filter)
-        printf(" (budget %.0f s per configuration)", o->budget_s);
+           "%" PRIu64 " iterations per rep; %zu reps x %zu rounds; ",
+           rep->bound, rep->tasks, rep->edges, rep->depth, rep->iterations, o->reps, o->rounds);
+    bench_print_filter_setup(o);
     printf("\n\n");
     printf("%4s %13s %13s %13s %8s %7s %8s  %-30s %s\n", "T", "median/iter", "min/iter",
            "max/iter", "speedup", "bound", "GFLOP/s", "target", "notes");
@@ -237,18 +217,14 @@ static void print_workload_table(const bench_report *rep)
                      met < 0 ? "n/a" : met ? "met" : "MISSED");
         }
         printf("%4u %13s %13s %13s %8.2f %7.2f ", r->threads,
-               fmt_time(f.one.median, med, sizeof med), fmt_time(f.one.min, lo, sizeof lo),
-               fmt_time(f.one.max, hi, sizeof hi), f.speedup, rep->bound);
+               bench_fmt_time(f.one.median, med, sizeof med), bench_fmt_time(f.one.min, lo, sizeof lo),
+               bench_fmt_time(f.one.max, hi, sizeof hi), f.speedup, rep->bound);
         if (rep->flops > 0 && f.one.median > 0)
             printf("%8.1f", rep->flops / f.one.median * 1e-9);
         else
             printf("%8s", "-");
         printf("  %-30s", target);
-        if (f.contaminated)
-            printf(" contaminated");
-        if (f.discarded)
-            printf(" %u-dirty-reps-redone", f.discarded);
-        printf("\n");
+        bench_print_row_notes(f.contaminated, f.discarded);
     }
     if (rep->flops > 0)
         printf("GFLOP/s counts the matmul flops of one iteration (forward and backward).\n");

@@ -40,10 +40,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench/harness.h"
 #include "bench/run_tensor.h"
+#include "bench/workload_common.h"
 #include "weft.h"
 
 #define WARMUP 3
@@ -60,9 +60,7 @@ enum { PH_RELEASE, PH_RECORD, PH_EVAL, PH_TOTAL, PH_COUNT };
 
 static int fail(const char *label, const char *what, weft_status st)
 {
-    fprintf(stderr, "weft-bench: workload dynamic-overhead %s: %s failed: %s: %s\n", label,
-            what, weft_status_name(st), weft_last_error());
-    return -1;
+    return bench_workload_fail("dynamic-overhead", label, what, st);
 }
 
 /* ---- the graphs ------------------------------------------------------------------------ */
@@ -275,33 +273,19 @@ static int rep_iterations(void *arg, double *seconds)
     return 0;
 }
 
-/* The K shuffled rounds, one block (R repetitions) per configuration in each. */
-static int run_rounds(const bench_options *o, dyn_config *cfg, size_t ncfg)
+typedef struct dyn_rounds {
+    const bench_options *o;
+    dyn_config *cfg;
+} dyn_rounds;
+
+/* One block (R repetitions) of configuration `index` (bench_run_rounds). */
+static int run_block(void *arg, size_t index, const bench_filter *f)
 {
-    bench_block *blocks = calloc(ncfg, sizeof *blocks);
-    if (blocks == NULL) {
-        fprintf(stderr, "weft-bench: out of memory for the round plan\n");
-        return -1;
-    }
-    for (size_t i = 0; i < ncfg; i++)
-        blocks[i] = (bench_block){i, 0};
-    uint64_t rng = o->seed;
-    bench_filter f = {o->filter, o->budget_s};
-    int rc = 0;
-    for (size_t round = 0; round < o->rounds && rc == 0; round++) {
-        if (isatty(STDERR_FILENO))
-            fprintf(stderr, "weft-bench: round %zu/%zu\n", round + 1, o->rounds);
-        bench_blocks_shuffle(blocks, ncfg, &rng);
-        for (size_t k = 0; k < ncfg && rc == 0; k++) {
-            dyn_config *c = &cfg[blocks[k].result];
-            if (!o->filter)
-                bench_sleep_s(0.02); /* let the previous pool's workers park */
-            rc = bench_measure(&f, &c->filter, o->reps, rep_iterations, c, &c->reps);
-            if (rc == 0)
-                rc = commit_pending(c);
-        }
-    }
-    free(blocks);
+    dyn_rounds *r = arg;
+    dyn_config *c = &r->cfg[index];
+    int rc = bench_measure(f, &c->filter, r->o->reps, rep_iterations, c, &c->reps);
+    if (rc == 0)
+        rc = commit_pending(c);
     return rc;
 }
 
@@ -309,11 +293,8 @@ static int run_rounds(const bench_options *o, dyn_config *cfg, size_t ncfg)
  * N at the largest T, written when the pool is flushed. Kept out of the timed runs. */
 static int write_trace(const bench_options *o, size_t n, unsigned threads)
 {
-    weft_pool_options po = weft_pool_options_default();
-    po.threads = threads;
-    po.trace_path = o->trace_path;
     weft_pool *pool = NULL;
-    weft_status st = weft_pool_create(&po, &pool);
+    weft_status st = bench_trace_pool_create(o, threads, &pool);
     if (st != WEFT_OK)
         return fail("trace", "weft_pool_create", st);
     dyn_config c;
@@ -349,18 +330,6 @@ static void row_figures(const dyn_config *c, row *r)
     r->met = c->n < TARGET_MIN_N ? -1 : r->ns[PH_TOTAL] <= BENCH_DYN_TARGET_NS_PER_NODE;
 }
 
-/* "4.213 us", "48.02 ms". */
-static const char *fmt_time(double s, char *buf, size_t cap)
-{
-    if (s < 1e-3)
-        snprintf(buf, cap, "%.3f us", s * 1e6);
-    else if (s < 1.0)
-        snprintf(buf, cap, "%.3f ms", s * 1e3);
-    else
-        snprintf(buf, cap, "%.3f s", s);
-    return buf;
-}
-
 static void print_json(const bench_options *o, const dyn_config *c, const row *r)
 {
     printf("{\"engine\":\"weft\",\"shape\":\"dynamic-overhead\",\"graph\":\"%s\",\"size\":%zu,"
@@ -383,17 +352,14 @@ static void print_report(const bench_options *o, const dyn_config *cfg, size_t n
                          const char *verified)
 {
     if (!o->json) {
-        printf("weft-bench: workload dynamic-overhead(%" PRIu64 ")%s%s%s: define-by-run cost "
-               "per recorded node (one-element f64 ops, kernels ~free)\n",
-               o->size, o->size_label ? " [" : "", o->size_label ? o->size_label : "",
-               o->size_label ? "]" : "");
+        bench_print_workload_title(o, "dynamic-overhead");
+        printf("define-by-run cost per recorded node (one-element f64 ops, kernels ~free)\n");
         printf("  %s\n", verified);
         printf("  an iteration = weft_dyn_begin + 2 inputs + N ops + weft_dyn_eval; a rep = %zu "
                "iterations, each timed; figures = medians over the iterations of the accepted "
-               "reps; %zu reps x %zu rounds; load filter %s",
-               cfg[0].iters, o->reps, o->rounds, o->filter ? "on" : "off");
-        if (o->filter)
-            printf(" (budget %.0f s per configuration)", o->budget_s);
+               "reps; %zu reps x %zu rounds; ",
+               cfg[0].iters, o->reps, o->rounds);
+        bench_print_filter_setup(o);
         printf("\n\n%-6s %6s %4s %9s %9s %9s %9s %12s %12s %12s  %-22s %s\n", "graph", "N", "T",
                "ns/node", "release", "record", "eval", "median/iter", "min/iter", "max/iter",
                "target", "notes");
@@ -411,14 +377,10 @@ static void print_report(const bench_options *o, const dyn_config *cfg, size_t n
                  r.met < 0 ? "n/a" : r.met ? "met" : "MISSED");
         printf("%-6s %6zu %4u %9.1f %9.1f %9.1f %9.1f %12s %12s %12s  %-22s",
                graph_names[c->kind], c->n, c->threads, r.ns[PH_TOTAL], r.ns[PH_RELEASE],
-               r.ns[PH_RECORD], r.ns[PH_EVAL], fmt_time(r.ph[PH_TOTAL].median, med, sizeof med),
-               fmt_time(r.ph[PH_TOTAL].min, lo, sizeof lo),
-               fmt_time(r.ph[PH_TOTAL].max, hi, sizeof hi), tgt);
-        if (c->filter.contaminated)
-            printf(" contaminated");
-        if (c->filter.discarded)
-            printf(" %u-dirty-reps-redone", c->filter.discarded);
-        printf("\n");
+               r.ns[PH_RECORD], r.ns[PH_EVAL], bench_fmt_time(r.ph[PH_TOTAL].median, med, sizeof med),
+               bench_fmt_time(r.ph[PH_TOTAL].min, lo, sizeof lo),
+               bench_fmt_time(r.ph[PH_TOTAL].max, hi, sizeof hi), tgt);
+        bench_print_row_notes(c->filter.contaminated, c->filter.discarded);
     }
     if (!o->json)
         printf("ns/node = median iteration / N. release = weft_dyn_begin (frees the previous "
@@ -465,17 +427,17 @@ int bench_run_dynamic(const bench_options *o)
                         rc = check_result(&cfg[made - 1]);
                 }
             }
-    if (rc == 0)
-        rc = run_rounds(o, cfg, ncfg);
+    if (rc == 0) {
+        dyn_rounds rounds = {o, cfg};
+        rc = bench_run_rounds(o, ncfg, run_block, &rounds);
+    }
     if (rc == 0) {
         char verified[256];
         size_t len = (size_t)snprintf(verified, sizeof verified,
                                       "verification passed: every result checked equals the C "
                                       "reference bit for bit, N + 2 nodes in one evaluation, at "
                                       "T=");
-        for (size_t t = 0; t < o->nthreads && len < sizeof verified; t++)
-            len += (size_t)snprintf(verified + len, sizeof verified - len, "%s%u", t ? "," : "",
-                                    o->threads[t]);
+        bench_append_threads(o, verified, sizeof verified, len);
         print_report(o, cfg, ncfg, verified);
         fflush(stdout);
     }
@@ -485,10 +447,7 @@ int bench_run_dynamic(const bench_options *o)
     if (bench_pools_destroy(&pools) != 0)
         rc = -1;
     if (rc == 0 && o->trace_path != NULL) {
-        unsigned tmax = 0;
-        for (size_t t = 0; t < o->nthreads; t++)
-            tmax = o->threads[t] > tmax ? o->threads[t] : tmax;
-        rc = write_trace(o, ns[nn - 1], tmax);
+        rc = write_trace(o, ns[nn - 1], bench_max_threads(o));
     }
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "bench/body.h"
 #include "bench/engines.h"
 #include "bench/shapes.h"
+#include "bench/workload_common.h"
 
 /* What a repetition needs. */
 typedef struct graph_ctx {
@@ -201,8 +202,7 @@ static void describe_verification(const bench_options *opts, char *buf, size_t c
     size_t len = (size_t)snprintf(buf, cap, "verification passed: %s (every task once, every "
                                   "edge ordered)%s at T=", weftomp ? "weft, omp" : "weft",
                                   stat ? ", static (every task once)" : "");
-    for (size_t t = 0; t < opts->nthreads && len < cap; t++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%u", t ? "," : "", opts->threads[t]);
+    bench_append_threads(opts, buf, cap, len);
 }
 
 /* Drops the omp T=1 result when libgomp would spend its time walking dependence lists

@@ -10,8 +10,9 @@
  * (lr 0.01) on the five parameters.
  *   dynamic  the PyTorch style: weft_dyn_begin, weft_dyn_input / weft_dyn_param, the ops,
  *            weft_dyn_backward, weft_dyn_scalar (the loss), weft_optim_step
- *            (WEFT_OPTIM_SGD), zero the five .grad tensors. The graph is recorded anew and
- *            compiled at every sequence.
+ *            (WEFT_OPTIM_SGD), zero the five .grad tensors. The graph is recorded anew at
+ *            every sequence; the context compiles a structure the first time it sees it
+ *            and reuses that plan afterwards (weft_dyn_set_cache).
  *   static   the TensorFlow 1.x style: one tensor graph holds the five variables; the
  *            first sequence of each distinct length L adds placeholders x [L, 64] and
  *            label [1], the unrolled forward, weft_optim_minimize (the same SGD) and a
@@ -40,10 +41,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench/harness.h"
 #include "bench/run_tensor.h"
+#include "bench/workload_common.h"
 #include "weft.h"
 
 #define RNN_IN 64
@@ -61,9 +62,7 @@ static const char *const style_names[STYLE_COUNT] = {"dynamic", "static"};
 
 static int fail(const char *label, const char *what, weft_status st)
 {
-    fprintf(stderr, "weft-bench: workload rnn %s: %s failed: %s: %s\n", label, what,
-            weft_status_name(st), weft_last_error());
-    return -1;
+    return bench_workload_fail("rnn", label, what, st);
 }
 
 /* ---- data and initial parameters ------------------------------------------------------ */
@@ -384,12 +383,6 @@ typedef struct rnn_pass {
     double *times; /* scratch: one per sequence */
 } rnn_pass;
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One repetition: a pass over the sequences, each timed; *seconds = the median. */
 static int rep_pass(void *arg, double *seconds)
 {
@@ -403,39 +396,35 @@ static int rep_pass(void *arg, double *seconds)
     }
     if (check_loss(&p->c->model) != 0)
         return -1;
-    qsort(p->times, n, sizeof *p->times, cmp_double);
-    *seconds = n % 2 ? p->times[n / 2] : 0.5 * (p->times[n / 2 - 1] + p->times[n / 2]);
+    *seconds = bench_median_sort(p->times, n);
     return 0;
+}
+
+typedef struct rnn_rounds {
+    const bench_options *o;
+    rnn_config *cfg;
+    const rnn_data *d;
+    double *times; /* scratch of rnn_pass */
+} rnn_rounds;
+
+/* One block (R repetitions) of configuration `index` (bench_run_rounds). */
+static int run_block(void *arg, size_t index, const bench_filter *f)
+{
+    rnn_rounds *r = arg;
+    rnn_config *c = &r->cfg[index];
+    rnn_pass pass = {c, r->d, r->times};
+    return bench_measure(f, &c->filter, r->o->reps, rep_pass, &pass, &c->samples);
 }
 
 static int run_rounds(const bench_options *o, rnn_config *cfg, size_t ncfg, const rnn_data *d)
 {
-    bench_block *blocks = calloc(ncfg, sizeof *blocks);
     double *times = calloc(d->n, sizeof *times);
-    if (blocks == NULL || times == NULL) {
-        free(blocks);
-        free(times);
+    if (times == NULL) {
         fprintf(stderr, "weft-bench: out of memory for the round plan\n");
         return -1;
     }
-    for (size_t i = 0; i < ncfg; i++)
-        blocks[i] = (bench_block){i, 0};
-    uint64_t rng = o->seed;
-    bench_filter f = {o->filter, o->budget_s};
-    int rc = 0;
-    for (size_t round = 0; round < o->rounds && rc == 0; round++) {
-        if (isatty(STDERR_FILENO))
-            fprintf(stderr, "weft-bench: round %zu/%zu\n", round + 1, o->rounds);
-        bench_blocks_shuffle(blocks, ncfg, &rng);
-        for (size_t b = 0; b < ncfg && rc == 0; b++) {
-            rnn_config *c = &cfg[blocks[b].result];
-            rnn_pass pass = {c, d, times};
-            if (!o->filter)
-                bench_sleep_s(0.02); /* let the previous pool's workers park */
-            rc = bench_measure(&f, &c->filter, o->reps, rep_pass, &pass, &c->samples);
-        }
-    }
-    free(blocks);
+    rnn_rounds rounds = {o, cfg, d, times};
+    int rc = bench_run_rounds(o, ncfg, run_block, &rounds);
     free(times);
     return rc;
 }
@@ -444,11 +433,8 @@ static int run_rounds(const bench_options *o, rnn_config *cfg, size_t ncfg, cons
  * built untraced first), written when the pool is flushed. */
 static int write_trace(const bench_options *o, const rnn_data *d, unsigned threads)
 {
-    weft_pool_options po = weft_pool_options_default();
-    po.threads = threads;
-    po.trace_path = o->trace_path;
     weft_pool *pool = NULL;
-    weft_status st = weft_pool_create(&po, &pool);
+    weft_status st = bench_trace_pool_create(o, threads, &pool);
     if (st != WEFT_OK)
         return fail("trace", "weft_pool_create", st);
     rnn_model m[STYLE_COUNT];
@@ -517,18 +503,15 @@ static void print_report(const bench_options *o, rnn_config *cfg, size_t ncfg,
             continue;
         }
         if (i == 0) {
-            printf("weft-bench: workload rnn(%" PRIu64 ")%s%s%s: Elman RNN 64-128-4, %zu "
-                   "sequences of lengths %d-%d (mean %.1f, %zu distinct), one SGD step "
-                   "(forward + BPTT + update) per sequence, timed per sequence\n",
-                   o->size, o->size_label ? " [" : "", o->size_label ? o->size_label : "",
-                   o->size_label ? "]" : "", d->n, RNN_MIN_LEN, RNN_MAX_LEN, d->mean_len,
-                   d->distinct);
+            bench_print_workload_title(o, "rnn");
+            printf("Elman RNN 64-128-4, %zu sequences of lengths %d-%d (mean %.1f, %zu "
+                   "distinct), one SGD step (forward + BPTT + update) per sequence, timed per "
+                   "sequence\n",
+                   d->n, RNN_MIN_LEN, RNN_MAX_LEN, d->mean_len, d->distinct);
             printf("  %s\n", verified);
             printf("  a rep = one pass over the %zu sequences, its figure = the median "
-                   "sequence; %zu reps x %zu rounds; load filter %s", d->n, o->reps, o->rounds,
-                   o->filter ? "on" : "off");
-            if (o->filter)
-                printf(" (budget %.0f s per configuration)", o->budget_s);
+                   "sequence; %zu reps x %zu rounds; ", d->n, o->reps, o->rounds);
+            bench_print_filter_setup(o);
             printf("\n\n%-8s %4s %12s %12s %12s %8s  %-22s %s\n", "style", "T", "median/seq",
                    "min/seq", "max/seq", "speedup", "target", "notes");
         }
@@ -541,15 +524,12 @@ static void print_report(const bench_options *o, rnn_config *cfg, size_t ncfg,
         if (c->model.style == STYLE_STATIC)
             printf(" %zu plans cached (built in %.0f ms)", c->model.nplans,
                    c->model.build_s * 1e3);
-        if (c->filter.contaminated)
-            printf(" contaminated");
-        if (c->filter.discarded)
-            printf(" %u-dirty-reps-redone", c->filter.discarded);
-        printf("\n");
+        bench_print_row_notes(c->filter.contaminated, c->filter.discarded);
     }
     if (!o->json)
-        printf("dynamic: the graph of each sequence is recorded, compiled and run anew; "
-               "static: one cached plan per length, run with feeds.\n");
+        printf("dynamic: the graph of each sequence is recorded anew (autodiff included), and "
+               "its structure finds the context's cached plan after the first sequence of a "
+               "length; static: one plan per length, built by the benchmark, run with feeds.\n");
     fflush(stdout);
 }
 
@@ -599,9 +579,7 @@ int bench_run_rnn(const bench_options *o)
                                       "verification passed: losses finite; parameters after "
                                       "the warm-up pass bit-identical between the styles and "
                                       "at T=");
-        for (size_t t = 0; t < o->nthreads && len < sizeof verified; t++)
-            len += (size_t)snprintf(verified + len, sizeof verified - len, "%s%u", t ? "," : "",
-                                    o->threads[t]);
+        bench_append_threads(o, verified, sizeof verified, len);
         print_report(o, cfg, ncfg, &d, verified);
     }
     for (size_t i = 0; i < made; i++) {
@@ -612,10 +590,7 @@ int bench_run_rnn(const bench_options *o)
     if (bench_pools_destroy(&pools) != 0)
         rc = -1;
     if (rc == 0 && o->trace_path != NULL) {
-        unsigned tmax = 0;
-        for (size_t t = 0; t < o->nthreads; t++)
-            tmax = o->threads[t] > tmax ? o->threads[t] : tmax;
-        rc = write_trace(o, &d, tmax);
+        rc = write_trace(o, &d, bench_max_threads(o));
     }
     if (have_data)
         data_free(&d);

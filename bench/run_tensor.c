@@ -35,9 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench/harness.h"
+#include "bench/workload_common.h"
 #include "weft.h"
 
 #define VERIFY_STEPS 3
@@ -479,37 +479,22 @@ static int rep_iterations(void *arg, double *seconds)
     return 0;
 }
 
-/* The K shuffled rounds, one block (R repetitions) per thread count in each. */
-static int run_rounds(const bench_options *o, tensor_model *models, bench_result *res,
-                      size_t nres)
+typedef struct tensor_rounds {
+    const bench_options *o;
+    tensor_model *models;
+    bench_result *res;
+} tensor_rounds;
+
+/* One block (R repetitions) of thread count `index` (bench_run_rounds). */
+static int run_block(void *arg, size_t index, const bench_filter *f)
 {
-    bench_block *blocks = calloc(nres, sizeof *blocks);
-    if (blocks == NULL) {
-        fprintf(stderr, "weft-bench: out of memory for the round plan\n");
-        return -1;
-    }
-    for (size_t i = 0; i < nres; i++)
-        blocks[i] = (bench_block){i, 0};
-    uint64_t rng = o->seed;
-    bench_filter f = {o->filter, o->budget_s};
-    int rc = 0;
-    for (size_t round = 0; round < o->rounds && rc == 0; round++) {
-        if (isatty(STDERR_FILENO))
-            fprintf(stderr, "weft-bench: round %zu/%zu\n", round + 1, o->rounds);
-        bench_blocks_shuffle(blocks, nres, &rng);
-        for (size_t b = 0; b < nres && rc == 0; b++) {
-            bench_result *r = &res[blocks[b].result];
-            tensor_ctx c = {&models[blocks[b].result], o->iters};
-            if (!o->filter)
-                bench_sleep_s(0.02); /* let the previous pool's workers park */
-            weft_pool_counters_reset(r->pool);
-            rc = bench_measure(&f, &r->filter_oneshot, o->reps, rep_iterations, &c,
-                               &r->oneshot);
-            if (rc == 0)
-                rc = bench_result_take_counters(r);
-        }
-    }
-    free(blocks);
+    tensor_rounds *t = arg;
+    bench_result *r = &t->res[index];
+    tensor_ctx c = {&t->models[index], t->o->iters};
+    weft_pool_counters_reset(r->pool);
+    int rc = bench_measure(f, &r->filter_oneshot, t->o->reps, rep_iterations, &c, &r->oneshot);
+    if (rc == 0)
+        rc = bench_result_take_counters(r);
     return rc;
 }
 
@@ -517,11 +502,8 @@ static int run_rounds(const bench_options *o, tensor_model *models, bench_result
  * allocates the buffers), written when the pool is flushed. Kept out of the timed runs. */
 static int write_trace(const bench_options *o, unsigned threads)
 {
-    weft_pool_options po = weft_pool_options_default();
-    po.threads = threads;
-    po.trace_path = o->trace_path;
     weft_pool *pool = NULL;
-    weft_status st = weft_pool_create(&po, &pool);
+    weft_status st = bench_trace_pool_create(o, threads, &pool);
     if (st != WEFT_OK) {
         fprintf(stderr, "weft-bench: weft_pool_create for the trace failed: %s: %s\n",
                 weft_status_name(st), weft_last_error());
@@ -619,8 +601,10 @@ int bench_run_tensor(const bench_options *o)
             rc = -1;
         }
     }
-    if (rc == 0)
-        rc = run_rounds(o, models, res, nres);
+    if (rc == 0) {
+        tensor_rounds rounds = {o, models, res};
+        rc = bench_run_rounds(o, nres, run_block, &rounds);
+    }
     double flops = built ? models[0].flops : 0;
     for (size_t i = 0; i < built; i++)
         model_destroy(&models[i]);
@@ -630,9 +614,7 @@ int bench_run_tensor(const bench_options *o)
                                       "verification passed: loss finite, fetched values (%d "
                                       "iterations) and variables bit-identical at T=",
                                       VERIFY_STEPS);
-        for (size_t t = 0; t < o->nthreads && len < sizeof verified; t++)
-            len += (size_t)snprintf(verified + len, sizeof verified - len, "%s%u", t ? "," : "",
-                                    o->threads[t]);
+        bench_append_threads(o, verified, sizeof verified, len);
         weft_plan_options po = weft_plan_options_default();
         describe(o, &ps, ps.graph.work < po.inline_below_ns, note, sizeof note);
         bench_report rep = {o, ps.tasks, ps.graph.edges, ps.graph.levels, 0, o->iters,
@@ -645,10 +627,7 @@ int bench_run_tensor(const bench_options *o)
     free(models);
     free(digests);
     if (rc == 0 && o->trace_path != NULL) {
-        unsigned tmax = 0;
-        for (size_t t = 0; t < o->nthreads; t++)
-            tmax = o->threads[t] > tmax ? o->threads[t] : tmax;
-        rc = write_trace(o, tmax);
+        rc = write_trace(o, bench_max_threads(o));
     }
     return rc;
 }

@@ -34,6 +34,8 @@ struct weft_dyn {
     weft_value *targets;     /* scratch for evaluations */
     size_t targets_cap;
     size_t evals;
+    wf_dyn_cache cache;      /* compiled plans by structure (see dyn_cache.c) */
+    size_t cache_hits;
     /* a failed evaluation: later evaluations of the iteration return it (the nodes that
      * ran, gradient accumulations included, must not run twice) */
     weft_status failed;
@@ -47,6 +49,10 @@ weft_status weft_dyn_create(weft_pool *pool, const weft_plan_options *opts, weft
     if (!d) return wf_error(WEFT_ERR_NOMEM, "weft_dyn_create: out of memory");
     d->pool = pool;
     d->opts = opts ? *opts : weft_plan_options_default();
+    if (wf_dyn_cache_resize(&d->cache, WF_DYN_CACHE_ENTRIES)) {
+        wf_free(d, sizeof *d);
+        return wf_error(WEFT_ERR_NOMEM, "weft_dyn_create: out of memory");
+    }
     weft_status st = weft_tgraph_create(&d->graph);
     if (st) {
         wf_free(d, sizeof *d);
@@ -70,6 +76,7 @@ static void release_iteration(weft_dyn *d) {
 void weft_dyn_destroy(weft_dyn *d) {
     if (!d) return;
     release_iteration(d);
+    wf_dyn_cache_free(&d->cache);
     weft_tgraph_destroy(d->graph);
     wf_arena_free(&d->arena);
     wf_free(d->plans, d->plans_cap * sizeof *d->plans);
@@ -83,6 +90,7 @@ void weft_dyn_destroy(weft_dyn *d) {
 weft_status weft_dyn_begin(weft_dyn *d, weft_tgraph **graph) {
     if (!d || !graph) return wf_error(WEFT_ERR_INVALID_ARG, "weft_dyn_begin: NULL argument");
     release_iteration(d);
+    d->cache.iteration++;
     *graph = d->graph;
     return WEFT_OK;
 }
@@ -120,6 +128,26 @@ weft_status weft_dyn_param(weft_dyn *d, weft_tensor *param, weft_tensor *grad, w
     return WEFT_OK;
 }
 
+/* A cached plan run for a new iteration: its leaves take this iteration's data (the
+ * shapes are the same: they are part of the structure). */
+static void bind_leaves(weft_dyn *d, weft_plan *plan) {
+    const weft_tgraph *g = d->graph;
+    for (size_t i = 0; i < plan->n; i++) {
+        wf_pnode *p = &plan->nodes[i];
+        if (p->task != WEFT_TASK_NONE) continue;
+        const wf_tnode *node = &g->nodes[p->node];
+        if (d->is_done[p->node] && p->node < d->evaluated)
+            p->out = d->done[p->node];
+        else if (node->storage)
+            p->out = node->storage->ref;
+    }
+}
+
+weft_status weft_dyn_set_cache(weft_dyn *d, size_t entries) {
+    if (!d) return wf_error(WEFT_ERR_INVALID_ARG, "weft_dyn_set_cache: dyn is NULL");
+    return wf_dyn_cache_resize(&d->cache, entries);
+}
+
 weft_status weft_dyn_eval(weft_dyn *d) {
     if (!d) return wf_error(WEFT_ERR_INVALID_ARG, "weft_dyn_eval: dyn is NULL");
     weft_tgraph *g = d->graph;
@@ -153,11 +181,26 @@ weft_status weft_dyn_eval(weft_dyn *d) {
     }
     size_t nt = 0;
     for (size_t v = from; v < n; v++) d->targets[nt++].id = (uint32_t)v;
-    wf_plan_extras x = {.is_done = d->is_done, .done = d->done, .ndone = from, .arena = &d->arena};
     weft_plan *plan = NULL;
-    weft_status st = wf_plan_create_ex(g, d->pool, 0, NULL, nt, d->targets, &d->opts, &x, &plan);
-    if (st) return st;
-    d->plans[d->nplans++] = plan;
+    weft_status st;
+    uint64_t hash = 0;
+    if (d->cache.cap) {
+        hash = wf_dyn_structure_hash(g, from);
+        if ((plan = wf_dyn_cache_find(&d->cache, g, from, hash))) {
+            bind_leaves(d, plan);
+            d->cache_hits++;
+        }
+    }
+    if (!plan) {
+        /* cached plans own their buffers (they outlive the iteration); one-off plans take
+         * theirs from the arena */
+        wf_plan_extras x = {.is_done = d->is_done, .done = d->done, .ndone = from,
+                            .arena = d->cache.cap ? NULL : &d->arena, .dynamic = 1};
+        if ((st = wf_plan_create_ex(g, d->pool, 0, NULL, nt, d->targets, &d->opts, &x, &plan)))
+            return st;
+        if (!d->cache.cap || !wf_dyn_cache_insert(&d->cache, g, from, hash, plan))
+            d->plans[d->nplans++] = plan; /* destroyed by the next weft_dyn_begin */
+    }
     d->evals++;
     if ((st = weft_plan_run(plan, 0, NULL))) {
         d->failed = st;
@@ -234,5 +277,7 @@ weft_status weft_dyn_stats_get(const weft_dyn *d, weft_dyn_stats *out) {
     out->nodes = d->graph->n;
     out->evals = d->evals;
     out->arena_bytes = d->arena.held;
+    out->cache_hits = d->cache_hits;
+    out->cached_plans = d->cache.n;
     return WEFT_OK;
 }

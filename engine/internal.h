@@ -80,6 +80,8 @@ struct weft_plan {
     uint32_t *task_node;  /* plan node of each task */
     uint32_t *inline_order; /* plan nodes of the tasks in topological order (made lazily) */
     wf_arena *arena;      /* dynamic plans: buffers come from here, never freed one by one */
+    int pin_forward;      /* dynamic plans: forward values may be read after the run, so
+                             the memory plan never reuses their buffers */
     wf_buffer *bufs;      /* static plans: the memory plan's buffers */
     size_t nbufs, bufs_cap;
     size_t planned_bytes, naive_bytes;
@@ -109,7 +111,8 @@ typedef struct wf_plan_extras {
     const unsigned char *is_done;
     const wf_tref *done;
     size_t ndone;
-    wf_arena *arena;
+    wf_arena *arena;      /* NULL: the plan owns its buffers (a cached dynamic plan) */
+    int dynamic;
 } wf_plan_extras;
 
 weft_status wf_plan_create_ex(weft_tgraph *graph, weft_pool *pool, size_t nfetch,
@@ -118,6 +121,26 @@ weft_status wf_plan_create_ex(weft_tgraph *graph, weft_pool *pool, size_t nfetch
                               const wf_plan_extras *extras, weft_plan **out);
 
 weft_status wf_plan_inline_order(struct weft_plan *plan);
+
+/* ---- the plan cache of dynamic graphs (engine/dyn_cache.c) ---------------------------- */
+typedef struct wf_dyn_entry wf_dyn_entry;
+typedef struct wf_dyn_cache {
+    wf_dyn_entry *entries;
+    size_t n, cap;
+    uint64_t clock;
+    uint64_t iteration; /* bumped by weft_dyn_begin */
+} wf_dyn_cache;
+/* A hash of the structure of nodes [0, n) and of `from` (where the evaluation starts). */
+uint64_t wf_dyn_structure_hash(const weft_tgraph *g, size_t from);
+/* The plan compiled for exactly this structure, or NULL. */
+weft_plan *wf_dyn_cache_find(wf_dyn_cache *c, const weft_tgraph *g, size_t from, uint64_t hash);
+/* Keeps `plan` for this structure and returns 1 (the cache owns it from now on), or 0
+ * when it cannot (every entry serves the current iteration, or no memory): the caller
+ * keeps the plan. */
+int wf_dyn_cache_insert(wf_dyn_cache *c, const weft_tgraph *g, size_t from, uint64_t hash,
+                        weft_plan *plan);
+weft_status wf_dyn_cache_resize(wf_dyn_cache *c, size_t entries);
+void wf_dyn_cache_free(wf_dyn_cache *c);
 
 /* engine/plan_exec.c */
 /* Runs one op node (allocating its buffer if needed); a weft_task_fn. */

@@ -236,7 +236,7 @@ weft_status wf_memplan_build(weft_plan *plan) {
     for (size_t i = 0; i < plan->nfetch; i++) c.fetched[plan->fetch[i]] = 1;
     /* dynamic plans: any forward value may be read (or used by a later evaluation) after
      * the run, so only the values autodiff made, which the caller never sees, share */
-    if (plan->arena)
+    if (plan->pin_forward)
         for (size_t i = 0; i < plan->n; i++) c.fetched[i] |= !plan->nodes[i].backward;
     if (reuse && c.cheap) {
         /* dynamic plans: task ids follow the graph's order, a topological order (their

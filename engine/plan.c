@@ -176,7 +176,7 @@ static weft_status build_tasks(weft_plan *plan) {
     }
     /* static plans: report a cycle (a read of a variable that depends on its own update)
      * now; dynamic plans are analysed by their one run, after their costs are set */
-    if (!st && !plan->arena) st = weft_graph_analyze(plan->tasks, NULL);
+    if (!st && !plan->pin_forward) st = weft_graph_analyze(plan->tasks, NULL);
     if (st == WEFT_ERR_CYCLE)
         st = wf_error(WEFT_ERR_INVALID_ARG, "weft_plan_create: a node reads a variable that "
                       "an update it depends on writes (%s)", weft_last_error());
@@ -246,6 +246,7 @@ weft_status wf_plan_create_ex(weft_tgraph *g, weft_pool *pool, size_t nfetch,
     plan->pool = pool;
     plan->opts = opts ? *opts : weft_plan_options_default();
     plan->arena = x ? x->arena : NULL;
+    plan->pin_forward = x && x->dynamic;
     plan->n = mark_needed(g, x, need, nfetch, fetches, ntarget, targets);
     for (size_t v = 0; v < g->n; v++)
         if (need[v] && !is_done(x, v)) plan->nin_total += g->nodes[v].nin;

@@ -159,7 +159,7 @@ weft_status wf_plan_resolve(weft_plan *plan) {
             desc[k] = (wf_desc){q->out.dtype, q->out.shape};
         }
         wf_desc out = {0};
-        if (plan->arena) {
+        if (plan->pin_forward) {
             /* dynamic: every shape was concrete when the op was recorded, and checked then */
             out = p->build_desc;
         } else if ((st = p->def->shape(&p->attrs, p->nin, desc, &out))) {

@@ -34,6 +34,9 @@ void openblas_set_num_threads(int num_threads);
  * meet near 256-512. (With OPENBLAS_CORETYPE=SkylakeX, sgemm's small-matrix path is
  * faster still at every size; the loop keeps tiny products cheap whatever BLAS does.) */
 #define MM_TINY_MACS ((size_t)512)
+/* Outer products (k == 1) up to this many outputs take GER, single-threaded; larger ones
+ * split into GEMM tiles across the pool. */
+#define MM_OUTER_MAX ((size_t)1 << 18)
 /* Output tiles: the longer side is halved while the tile holds at least
  * 2 * MM_TILE_FLOPS (2 * rows * cols * k) and the halved side stays >= MM_TILE_MIN_SIDE,
  * so tiles end between MM_TILE_FLOPS and twice that (~150-300 us of SkylakeX sgemm on
@@ -180,6 +183,43 @@ static void mm_tiling(size_t m, size_t n, size_t k, size_t *mb, size_t *nb) {
     *nb = c;
 }
 
+/* One output row (m == 1, the step of an RNN): a matrix-vector product. OpenBLAS's
+ * small-matrix GEMM kernel for a transposed b is ~10x slower per flop than GEMV on such
+ * shapes ([1,128] @ [128,128]^T: the gradient through h Wh). The row of op(a) is a with
+ * stride 1, or with TRANS_A column 0 of a [k,1] with stride lda. The choice depends on
+ * the shape only, so results stay independent of the thread count. */
+static int mm_row(const void *a, const void *b, wf_tref *c, int ta, int tb, size_t n,
+                  size_t k, size_t ac, size_t bc, int accumulate) {
+    const int incx = ta ? (int)ac : 1;
+    /* out[j] = sum_p a[p] op(b)[p][j]: op(b) = b [k,n] -> b^T x; op(b) = b^T, b [n,k] -> b x */
+    const enum CBLAS_TRANSPOSE t = tb ? CblasNoTrans : CblasTrans;
+    const int rows = tb ? (int)n : (int)k, cols = tb ? (int)k : (int)n;
+    if (c->dtype == WEFT_F32)
+        cblas_sgemv(CblasRowMajor, t, rows, cols, 1.0f, (const float *)b, (int)bc,
+                    (const float *)a, incx, accumulate ? 1.0f : 0.0f, (float *)c->data, 1);
+    else
+        cblas_dgemv(CblasRowMajor, t, rows, cols, 1.0, (const double *)b, (int)bc,
+                    (const double *)a, incx, accumulate ? 1.0 : 0.0, (double *)c->data, 1);
+    return 0;
+}
+
+/* An outer product (k == 1: the weight gradient x^T g of one RNN step): a rank-1 update.
+ * OpenBLAS's small-matrix GEMM spends ~4x longer on it than GER. op(a) is a column of m
+ * values (stride 1 when a is [1,m] under TRANS_A, lda = 1 when a is [m,1]), op(b) a row
+ * of n (stride ldb under TRANS_B). The choice depends on the shape only. */
+static int mm_outer(const void *a, const void *b, wf_tref *c, int ta, int tb, size_t m,
+                    size_t n, size_t ac, size_t bc, int accumulate) {
+    const int incx = ta ? 1 : (int)ac, incy = tb ? (int)bc : 1;
+    if (!accumulate) memset(c->data, 0, m * n * weft_dtype_size(c->dtype));
+    if (c->dtype == WEFT_F32)
+        cblas_sger(CblasRowMajor, (int)m, (int)n, 1.0f, (const float *)a, incx,
+                   (const float *)b, incy, (float *)c->data, (int)n);
+    else
+        cblas_dger(CblasRowMajor, (int)m, (int)n, 1.0, (const double *)a, incx,
+                   (const double *)b, incy, (double *)c->data, (int)n);
+    return 0;
+}
+
 /* c = op(a) op(b), or with accumulate (matmul_acc, c already holding the addend):
  * c += op(a) op(b). */
 static int matmul_run(const wf_kernel_ctx *ctx, int accumulate) {
@@ -212,6 +252,8 @@ static int matmul_run(const wf_kernel_ctx *ctx, int accumulate) {
                         "matmul: [%zu,%zu] @ [%zu,%zu] exceeds the BLAS index range", ar, ac,
                         br, bc);
     pthread_once(&mm_blas_once, mm_blas_init);
+    if (m == 1) return mm_row(a->data, b->data, c, ta, tb, n, k, ac, bc, accumulate);
+    if (k == 1 && m * n <= MM_OUTER_MAX) return mm_outer(a->data, b->data, c, ta, tb, m, n, ac, bc, accumulate);
     mm_job job = {.dtype = c->dtype, .ta = ta, .tb = tb, .a = a->data, .b = b->data,
                   .c = c->data, .n = (int)n, .k = (int)k, .lda = (int)ac, .ldb = (int)bc,
                   .accumulate = accumulate, .m = m};

@@ -49,6 +49,10 @@
 #define WF_PLAN_INLINE_PARALLELISM 1.2
 #define WF_PLAN_INLINE_TASK_NS 2000.0
 
+/* Plans a dynamic-graph context keeps by structure (weft_dyn_set_cache): enough for an
+ * RNN over every length from 5 to 60 with two evaluations (forward, backward) each. */
+#define WF_DYN_CACHE_ENTRIES 256
+
 /* ThreadSanitizer does not model atomic_thread_fence. Under TSan, every seq_cst fence of
  * the scheduler is replaced by a seq_cst read-modify-write on one shared atomic
  * (scheduler/atomic.h), which TSan does model and which orders the same operations. */

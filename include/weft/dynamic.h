@@ -68,10 +68,20 @@ WEFT_API weft_status weft_dyn_scalar(weft_dyn *dyn, weft_value value, double *ou
  * loss into every parameter's gradient tensor, then evaluates. */
 WEFT_API weft_status weft_dyn_backward(weft_dyn *dyn, weft_value loss);
 
+/* Plan cache: an evaluation whose pending part has the structure of one seen before
+ * (the same ops, inputs, attributes, dtypes and shapes, up to the same node) runs the
+ * plan compiled then, bound to this iteration's tensors: no compilation, analysis or
+ * memory planning. Results are those of a fresh compilation. `entries` plans are kept
+ * (least recently used evicted; default 256, each holding its buffers); 0 disables the
+ * cache (every evaluation is compiled, with buffers from the arena). */
+WEFT_API weft_status weft_dyn_set_cache(weft_dyn *dyn, size_t entries);
+
 typedef struct weft_dyn_stats {
     size_t nodes;      /* nodes recorded in this iteration */
     size_t evals;      /* evaluations run in this iteration */
     size_t arena_bytes;/* bytes the arena holds (kept across iterations) */
+    size_t cache_hits; /* evaluations that reused a cached plan, since creation */
+    size_t cached_plans;
 } weft_dyn_stats;
 WEFT_API weft_status weft_dyn_stats_get(const weft_dyn *dyn, weft_dyn_stats *out);
 

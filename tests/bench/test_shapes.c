@@ -15,11 +15,9 @@
 
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench/body.h"
 #include "bench/engines.h"
@@ -27,6 +25,7 @@
 #include "bench/options.h"
 #include "bench/run_tensor.h"
 #include "bench/shapes.h"
+#include "tests/util/tu_bench.h"
 #include "tests/util/tu_common.h"
 #include "weft.h"
 
@@ -305,23 +304,13 @@ static void test_bench_checks_catch_bad_runs(void **state)
     bench_graph_free(&g);
 }
 
-static int parse(const char *line, bench_options *o)
-{
-    char buf[512], *argv[32];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "%s", line);
-    for (char *tok = strtok(buf, " "); tok != NULL && argc < 32; tok = strtok(NULL, " "))
-        argv[argc++] = tok;
-    return bench_options_parse(argc, argv, o);
-}
-
 static void test_bench_options(void **state)
 {
     (void)state;
     bench_options o;
-    assert_int_equal(parse("weft-bench --shape fanout --grain 10us --size small --threads 1,2 "
-                           "--reps 3",
-                           &o),
+    assert_int_equal(tu_bench_parse("weft-bench --shape fanout --grain 10us --size small "
+                                    "--threads 1,2 --reps 3",
+                                    &o),
                      0);
     assert_int_equal(o.shape, BENCH_SHAPE_FANOUT);
     assert_int_equal(o.size, 5000);
@@ -330,24 +319,32 @@ static void test_bench_options(void **state)
     assert_int_equal(o.reps, 3);
     assert_int_equal(o.rounds, 3);
     assert_int_equal(o.baselines, (1u << BENCH_ENGINE_OMP) | (1u << BENCH_ENGINE_STATIC));
-    assert_int_equal(parse("weft-bench --shape tree --grain empty --baseline none --json "
-                           "--no-filter --budget 5",
-                           &o),
+    assert_int_equal(tu_bench_parse("weft-bench --shape tree --grain empty --baseline none "
+                                    "--json --no-filter --budget 5",
+                                    &o),
                      0);
     assert_int_equal(o.size, 20);
     assert_int_equal(o.baselines, 0);
     assert_true(o.json && !o.filter && o.budget_s == 5.0);
-    assert_int_equal(parse("weft-bench --shape cholesky --size 1024 --tile 128", &o), 0);
+    assert_int_equal(tu_bench_parse("weft-bench --shape cholesky --size 1024 --tile 128", &o), 0);
     assert_int_equal(o.baselines, (1u << BENCH_ENGINE_OMP) | (1u << BENCH_ENGINE_LAPACKE));
     fprintf(stderr, "(the failure messages that follow are expected)\n");
-    assert_int_equal(parse("weft-bench --shape fanout", &o), -1);             /* no grain */
-    assert_int_equal(parse("weft-bench --shape ring --grain 1us", &o), -1);   /* shape */
-    assert_int_equal(parse("weft-bench --shape tree --grain 1us --size 40", &o), -1);
-    assert_int_equal(parse("weft-bench --shape chain --grain 1us --threads 1,", &o), -1);
-    assert_int_equal(parse("weft-bench --shape chain --grain 1us --threads 0", &o), -1);
-    assert_int_equal(parse("weft-bench --shape chain --grain 1us --baseline lapacke", &o), -1);
-    assert_int_equal(parse("weft-bench --shape cholesky --size 1000 --tile 256", &o), -1);
-    assert_int_equal(parse("weft-bench --shape chain --grain 1us --reps", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --shape fanout", &o), -1);           /* no grain */
+    assert_int_equal(tu_bench_parse("weft-bench --shape ring --grain 1us", &o), -1); /* shape */
+    assert_int_equal(tu_bench_parse("weft-bench --shape tree --grain 1us --size 40", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --shape chain --grain 1us --threads 1,", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --shape chain --grain 1us --threads 0", &o), -1);
+    assert_int_equal(
+        tu_bench_parse("weft-bench --shape chain --grain 1us --baseline lapacke", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --shape cholesky --size 1000 --tile 256", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --shape chain --grain 1us --reps", &o), -1);
+}
+
+static int run_graph_or_tensor(const bench_options *o)
+{
+    return o->workload != BENCH_WORKLOAD_NONE    ? bench_run_tensor(o)
+           : o->shape == BENCH_SHAPE_CHOLESKY ? bench_run_cholesky(o)
+                                              : bench_run_graph(o);
 }
 
 /* Runs the whole program path (setup, verification, shuffled rounds, report) with stdout
@@ -355,34 +352,9 @@ static void test_bench_options(void **state)
 static int run_captured(const char *line, char **text)
 {
     bench_options o;
-    if (parse(line, &o) != 0)
+    if (tu_bench_parse(line, &o) != 0)
         return -2;
-    char path[128];
-    tu_temp_path(path, sizeof path, "bench");
-    fflush(stdout);
-    int saved = dup(STDOUT_FILENO);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, STDOUT_FILENO);
-    close(fd);
-    int rc = o.workload != BENCH_WORKLOAD_NONE    ? bench_run_tensor(&o)
-             : o.shape == BENCH_SHAPE_CHOLESKY ? bench_run_cholesky(&o)
-                                               : bench_run_graph(&o);
-    fflush(stdout);
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    size_t len = 0;
-    *text = tu_read_file(path, &len);
-    unlink(path);
-    return rc;
-}
-
-static size_t count_lines_with(const char *text, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
+    return tu_bench_run_captured(run_graph_or_tensor, &o, "bench", text);
 }
 
 static void test_bench_program_tiny_runs(void **state)
@@ -404,10 +376,10 @@ static void test_bench_program_tiny_runs(void **state)
         assert_non_null(text);
         /* One line per (engine, threads): weft and each baseline at T=1 and T=2. */
         size_t engines = TEST_OMP ? 3 : 2;
-        assert_int_equal(count_lines_with(text, "{\"engine\":"), 2 * engines);
-        assert_int_equal(count_lines_with(text, "\"samples\":4,"), 2 * engines);
-        assert_int_equal(count_lines_with(text, "\"run_ns_per_task\":null"), 2 * (engines - 1));
-        assert_int_equal(count_lines_with(text, "\"workers\":["), 2);
+        assert_int_equal(tu_count_substr(text, "{\"engine\":"), 2 * engines);
+        assert_int_equal(tu_count_substr(text, "\"samples\":4,"), 2 * engines);
+        assert_int_equal(tu_count_substr(text, "\"run_ns_per_task\":null"), 2 * (engines - 1));
+        assert_int_equal(tu_count_substr(text, "\"workers\":["), 2);
         free(text);
     }
     /* The table form, and Cholesky through examples/cholesky_lib. */
@@ -426,7 +398,7 @@ static void test_bench_program_tiny_runs(void **state)
                                              "--json --baseline none",
                                   &text),
                      0);
-    assert_int_equal(count_lines_with(text, "\"residual\":"), TEST_OMP ? 6 : 2);
+    assert_int_equal(tu_count_substr(text, "\"residual\":"), TEST_OMP ? 6 : 2);
     free(text);
 }
 
@@ -434,25 +406,27 @@ static void test_bench_workload_options(void **state)
 {
     (void)state;
     bench_options o;
-    assert_int_equal(parse("weft-bench --workload wide --threads 1,2 --trace t.json", &o), 0);
+    assert_int_equal(
+        tu_bench_parse("weft-bench --workload wide --threads 1,2 --trace t.json", &o), 0);
     assert_int_equal(o.workload, BENCH_WORKLOAD_WIDE);
     assert_int_equal(o.size, 256);
     assert_int_equal(o.iters, 1);
     assert_int_equal(o.baselines, 0);
-    assert_non_null(o.trace_path); /* points into parse()'s buffer: not compared */
-    assert_int_equal(parse("weft-bench --workload mlp --size small", &o), 0);
+    assert_non_null(o.trace_path); /* points into tu_bench_parse()'s buffer: not compared */
+    assert_int_equal(tu_bench_parse("weft-bench --workload mlp --size small", &o), 0);
     assert_int_equal(o.size, 16);
-    assert_int_equal(parse("weft-bench --workload xor --iters 7", &o), 0);
+    assert_int_equal(tu_bench_parse("weft-bench --workload xor --iters 7", &o), 0);
     assert_int_equal(o.size, 4);
     assert_int_equal(o.iters, 7);
     assert_true(bench_workload_target(&o, 1).max_s == 5e-6);
     fprintf(stderr, "(the failure messages that follow are expected)\n");
-    assert_int_equal(parse("weft-bench --workload lstm", &o), -1);
-    assert_int_equal(parse("weft-bench --workload xor --size 8", &o), -1);
-    assert_int_equal(parse("weft-bench --workload mlp --grain 1us", &o), -1);
-    assert_int_equal(parse("weft-bench --workload mlp --shape chain", &o), -1);
-    assert_int_equal(parse("weft-bench --workload mlp --baseline omp", &o), -1);
-    assert_int_equal(parse("weft-bench --shape chain --grain 1us --trace t.json", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --workload lstm", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --workload xor --size 8", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --workload mlp --grain 1us", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --workload mlp --shape chain", &o), -1);
+    assert_int_equal(tu_bench_parse("weft-bench --workload mlp --baseline omp", &o), -1);
+    assert_int_equal(
+        tu_bench_parse("weft-bench --shape chain --grain 1us --trace t.json", &o), -1);
 }
 
 /* The three tensor workloads at their tiny size, through the whole program path: build,
@@ -471,9 +445,9 @@ static void test_bench_workloads_tiny(void **state)
         assert_non_null(text);
         char shape[32];
         snprintf(shape, sizeof shape, "\"shape\":\"%s\"", names[i]);
-        assert_int_equal(count_lines_with(text, shape), 2);
-        assert_int_equal(count_lines_with(text, "\"samples\":4,"), 2);
-        assert_int_equal(count_lines_with(text, "\"target_met\":null"), 2);
+        assert_int_equal(tu_count_substr(text, shape), 2);
+        assert_int_equal(tu_count_substr(text, "\"samples\":4,"), 2);
+        assert_int_equal(tu_count_substr(text, "\"target_met\":null"), 2);
         free(text);
     }
     char *text = NULL;

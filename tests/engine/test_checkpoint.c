@@ -35,34 +35,10 @@
 
 #include "tests/util/tu_alloc.h"
 #include "tests/util/tu_common.h"
+#include "tests/util/tu_weft.h"
 #include "weft.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void expect_status(weft_status s, weft_status want, const char *what)
-{
-    if (s != want)
-        print_error("%s: got %s (%s), expected %s\n", what, weft_status_name(s),
-                    weft_last_error(), weft_status_name(want));
-    assert_int_equal(s, want);
-}
-#define OK(call) expect_status((call), WEFT_OK, #call)
-
-/* The last error message contains every one of the NULL-terminated strings. */
-static void expect_message(const char *what, ...)
-{
-    const char *msg = weft_last_error();
-    va_list ap;
-    va_start(ap, what);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *)) {
-        if (!strstr(msg, s)) {
-            print_error("%s: message \"%s\" does not contain \"%s\"\n", what, msg, s);
-            va_end(ap);
-            fail();
-        }
-    }
-    va_end(ap);
-}
 
 static int exists(const char *path)
 {
@@ -89,11 +65,6 @@ static unsigned char *read_all(const char *path, size_t *n)
     char *b = tu_read_file(path, n);
     assert_non_null(b);
     return (unsigned char *)b;
-}
-
-static size_t tensor_bytes(const weft_tensor *t)
-{
-    return weft_tensor_numel(t) * weft_dtype_size(weft_tensor_dtype(t));
 }
 
 /* ---- models: a set of named tensors --------------------------------------------------- */
@@ -135,7 +106,7 @@ static void fill_random(weft_tensor *t, uint64_t seed)
     tu_rng r;
     tu_rng_seed(&r, seed);
     unsigned char *p = weft_tensor_data(t);
-    for (size_t i = 0; i < tensor_bytes(t); i++)
+    for (size_t i = 0; i < tu_tensor_bytes(t); i++)
         p[i] = (unsigned char)tu_rng_next(&r);
 }
 
@@ -185,9 +156,9 @@ static void expect_same_data(const model *a, const model *b)
     for (size_t i = 0; i < a->n; i++) {
         weft_tensor *o = model_get(b, a->names[i]);
         assert_non_null(o);
-        assert_int_equal(tensor_bytes(a->t[i]), tensor_bytes(o));
-        if (tensor_bytes(o) &&
-            memcmp(weft_tensor_data(a->t[i]), weft_tensor_data(o), tensor_bytes(o)) != 0) {
+        assert_int_equal(tu_tensor_bytes(a->t[i]), tu_tensor_bytes(o));
+        if (tu_tensor_bytes(o) &&
+            memcmp(weft_tensor_data(a->t[i]), weft_tensor_data(o), tu_tensor_bytes(o)) != 0) {
             print_error("tensor '%s' differs\n", a->names[i]);
             fail();
         }
@@ -204,7 +175,7 @@ typedef struct snapshot {
 static void snap_take(snapshot *s, const model *m, const weft_checkpoint_meta *meta)
 {
     for (size_t i = 0; i < m->n; i++) {
-        size_t b = tensor_bytes(m->t[i]);
+        size_t b = tu_tensor_bytes(m->t[i]);
         s->bytes[i] = malloc(b + 1);
         assert_non_null(s->bytes[i]);
         if (b)
@@ -217,7 +188,7 @@ static void snap_expect(const snapshot *s, const model *m, const weft_checkpoint
                         const char *what)
 {
     for (size_t i = 0; i < m->n; i++) {
-        size_t b = tensor_bytes(m->t[i]);
+        size_t b = tu_tensor_bytes(m->t[i]);
         if (b && memcmp(s->bytes[i], weft_tensor_data(m->t[i]), b) != 0) {
             print_error("%s: tensor '%s' was changed by a refused load\n", what, m->names[i]);
             fail();
@@ -309,11 +280,11 @@ static bytes encode_model(const model *m, const weft_checkpoint_meta *meta, uint
         b_u32(&b, (uint32_t)weft_tensor_ndim(t));
         for (size_t d = 0; d < weft_tensor_ndim(t); d++)
             b_u64(&b, (uint64_t)weft_tensor_dim(t, d));
-        b_u64(&b, tensor_bytes(t));
+        b_u64(&b, tu_tensor_bytes(t));
         b_u32(&b, crc_range(&b, rec));
         size_t data = b.n, es = weft_dtype_size(weft_tensor_dtype(t));
         const unsigned char *p = weft_tensor_data_const(t);
-        for (size_t k = 0; k < tensor_bytes(t); k += es)
+        for (size_t k = 0; k < tu_tensor_bytes(t); k += es)
             b_elem(&b, p + k, es);
         b_u32(&b, crc_range(&b, data));
     }
@@ -428,9 +399,9 @@ static void test_checkpoint_empty_checkpoint(void **state)
     model_make(&src, SMALL, 1, NULL, 9);
     OK(model_save(&src, path, &META));
     got = SENTINEL_META;
-    expect_status(weft_checkpoint_load(path, 0, NULL, NULL, &got), WEFT_ERR_INVALID_ARG,
-                  "load into nothing");
-    expect_message("load into nothing", path, "unexpected tensor 'w1'", NULL);
+    tu_expect_status(weft_checkpoint_load(path, 0, NULL, NULL, &got), WEFT_ERR_INVALID_ARG,
+                     "load into nothing");
+    tu_expect_message("load into nothing", path, "unexpected tensor 'w1'", NULL);
     assert_memory_equal(&got, &SENTINEL_META, sizeof got);
     model_free(&src);
     unlink(path);
@@ -479,7 +450,7 @@ static void expect_refused(const char *path, model *targets, const snapshot *sna
         fail();
     }
     if (needle)
-        expect_message(what, needle, NULL);
+        tu_expect_message(what, needle, NULL);
     snap_expect(snap, targets, &got, what);
 }
 
@@ -716,7 +687,7 @@ static void test_checkpoint_shape_mismatch_refused(void **state)
     snprintf(want, sizeof want,
              "checkpoint %s: tensor 'w1' is f32 [784,256], the model has f32 [784,128]", path);
     expect_refused(path, &dst, &snap, WEFT_ERR_INVALID_ARG, want, "w1 narrower");
-    expect_message("w1 narrower", "offset", NULL);
+    tu_expect_message("w1 narrower", "offset", NULL);
     snap_free(&snap, &dst);
     model_free(&dst);
 
@@ -791,7 +762,7 @@ static void test_checkpoint_extra_name_refused(void **state)
     snap_take(&snap, &dst, &SENTINEL_META);
     expect_refused(path, &dst, &snap, WEFT_ERR_INVALID_ARG, "unexpected tensor 'empty'",
                    "extra empty");
-    expect_message("extra empty", "offset", NULL);
+    tu_expect_message("extra empty", "offset", NULL);
     snap_free(&snap, &dst);
     model_free(&dst);
     model_free(&src);
@@ -831,26 +802,26 @@ static void test_checkpoint_load_invalid_args(void **state)
     model_make(&src, SMALL, NSMALL, NULL, 34);
     OK(model_save(&src, path, &META));
     weft_checkpoint_meta got = SENTINEL_META;
-    expect_status(weft_checkpoint_load(NULL, src.n, src.names, src.t, &got),
-                  WEFT_ERR_INVALID_ARG, "NULL path");
-    expect_status(weft_checkpoint_load("", src.n, src.names, src.t, &got),
-                  WEFT_ERR_INVALID_ARG, "empty path");
-    expect_status(weft_checkpoint_load(path, src.n, NULL, src.t, &got), WEFT_ERR_INVALID_ARG,
-                  "NULL names");
-    expect_status(weft_checkpoint_load(path, src.n, src.names, NULL, &got),
-                  WEFT_ERR_INVALID_ARG, "NULL tensors");
+    tu_expect_status(weft_checkpoint_load(NULL, src.n, src.names, src.t, &got),
+                     WEFT_ERR_INVALID_ARG, "NULL path");
+    tu_expect_status(weft_checkpoint_load("", src.n, src.names, src.t, &got),
+                     WEFT_ERR_INVALID_ARG, "empty path");
+    tu_expect_status(weft_checkpoint_load(path, src.n, NULL, src.t, &got), WEFT_ERR_INVALID_ARG,
+                     "NULL names");
+    tu_expect_status(weft_checkpoint_load(path, src.n, src.names, NULL, &got),
+                     WEFT_ERR_INVALID_ARG, "NULL tensors");
     const char *dup[NSMALL];
     memcpy(dup, src.names, sizeof dup);
     dup[4] = "b1";
-    expect_status(weft_checkpoint_load(path, src.n, dup, src.t, &got), WEFT_ERR_INVALID_ARG,
-                  "duplicate names");
-    expect_message("duplicate names", "'b1'", "twice", NULL);
+    tu_expect_status(weft_checkpoint_load(path, src.n, dup, src.t, &got), WEFT_ERR_INVALID_ARG,
+                     "duplicate names");
+    tu_expect_message("duplicate names", "'b1'", "twice", NULL);
     weft_tensor *with_null[NSMALL];
     memcpy(with_null, src.t, sizeof with_null);
     with_null[3] = NULL;
-    expect_status(weft_checkpoint_load(path, src.n, src.names, with_null, &got),
-                  WEFT_ERR_INVALID_ARG, "NULL tensor");
-    expect_message("NULL tensor", "'scale'", NULL);
+    tu_expect_status(weft_checkpoint_load(path, src.n, src.names, with_null, &got),
+                     WEFT_ERR_INVALID_ARG, "NULL tensor");
+    tu_expect_message("NULL tensor", "'scale'", NULL);
     assert_memory_equal(&got, &SENTINEL_META, sizeof got);
     model_free(&src);
     unlink(path);
@@ -879,7 +850,7 @@ static void test_checkpoint_save_replaces_existing(void **state)
     /* the old layout is gone */
     model_free(&dst);
     model_make(&dst, SMALL, NSMALL, NULL, 38);
-    expect_status(model_load(&dst, path, NULL), WEFT_ERR_INVALID_ARG, "old layout");
+    tu_expect_status(model_load(&dst, path, NULL), WEFT_ERR_INVALID_ARG, "old layout");
     /* a stale temporary file from a crashed save does not get in the way */
     write_file(tmp, (const unsigned char *)"junk", 4);
     OK(model_save(&a, path, &META));
@@ -901,8 +872,8 @@ static void test_checkpoint_save_missing_directory_fails(void **state)
     tmp_name(tmp, sizeof tmp, path);
     model src;
     model_make(&src, SMALL, NSMALL, NULL, 39);
-    expect_status(model_save(&src, path, &META), WEFT_ERR_IO, "missing directory");
-    expect_message("missing directory", dir, NULL);
+    tu_expect_status(model_save(&src, path, &META), WEFT_ERR_IO, "missing directory");
+    tu_expect_message("missing directory", dir, NULL);
     assert_false(exists(dir));
     assert_false(exists(path));
     assert_false(exists(tmp));
@@ -947,22 +918,22 @@ static void test_checkpoint_save_invalid_args(void **state)
             tv[4] = NULL;
         const char *targets[] = {path, fresh};
         for (size_t p = 0; p < 2; p++) {
-            expect_status(weft_checkpoint_save(targets[p], NSMALL, cases[k].names, tv, &META),
-                          WEFT_ERR_INVALID_ARG, cases[k].what);
-            expect_message(cases[k].what, cases[k].needle, NULL);
+            tu_expect_status(weft_checkpoint_save(targets[p], NSMALL, cases[k].names, tv, &META),
+                             WEFT_ERR_INVALID_ARG, cases[k].what);
+            tu_expect_message(cases[k].what, cases[k].needle, NULL);
         }
         assert_false(exists(tmp));
         assert_false(exists(fresh));
         assert_false(exists(fresh_tmp));
     }
-    expect_status(weft_checkpoint_save(NULL, NSMALL, src.names, ts, &META),
-                  WEFT_ERR_INVALID_ARG, "NULL path");
-    expect_status(weft_checkpoint_save("", NSMALL, src.names, ts, &META), WEFT_ERR_INVALID_ARG,
-                  "empty path");
-    expect_status(weft_checkpoint_save(fresh, NSMALL, NULL, ts, &META), WEFT_ERR_INVALID_ARG,
-                  "NULL names");
-    expect_status(weft_checkpoint_save(fresh, NSMALL, src.names, NULL, &META),
-                  WEFT_ERR_INVALID_ARG, "NULL tensors");
+    tu_expect_status(weft_checkpoint_save(NULL, NSMALL, src.names, ts, &META),
+                     WEFT_ERR_INVALID_ARG, "NULL path");
+    tu_expect_status(weft_checkpoint_save("", NSMALL, src.names, ts, &META), WEFT_ERR_INVALID_ARG,
+                     "empty path");
+    tu_expect_status(weft_checkpoint_save(fresh, NSMALL, NULL, ts, &META), WEFT_ERR_INVALID_ARG,
+                     "NULL names");
+    tu_expect_status(weft_checkpoint_save(fresh, NSMALL, src.names, NULL, &META),
+                     WEFT_ERR_INVALID_ARG, "NULL tensors");
     assert_false(exists(fresh));
     assert_false(exists(fresh_tmp));
 
@@ -1001,8 +972,8 @@ static void test_checkpoint_failed_write_keeps_old(void **state)
     model *news[] = {&small, &large};
     for (size_t k = 0; k < 2; k++) {
         assert_int_equal(symlink("/dev/full", tmp), 0);
-        expect_status(model_save(news[k], path, &META), WEFT_ERR_IO, "write to /dev/full");
-        expect_message("write to /dev/full", path, NULL);
+        tu_expect_status(model_save(news[k], path, &META), WEFT_ERR_IO, "write to /dev/full");
+        tu_expect_message("write to /dev/full", path, NULL);
         assert_false(exists(tmp));
         size_t n1 = 0;
         unsigned char *after = read_all(path, &n1);
@@ -1060,24 +1031,24 @@ static void test_checkpoint_alloc_failure(void **state)
             char what[64];
             snprintf(what, sizeof what, "allocation %llu failing (sticky %d)",
                      (unsigned long long)n, sticky);
-            expect_status(s, WEFT_ERR_NOMEM, what);
-            expect_message(what, path, "out of memory", NULL);
+            tu_expect_status(s, WEFT_ERR_NOMEM, what);
+            tu_expect_message(what, path, "out of memory", NULL);
             snap_expect(&snap, &dst, &got, what);
         }
         assert_true(n >= 2); /* at least one allocation was made and failed */
         expect_same_data(&src, &dst);
         /* put the sentinel data back for the sticky round */
         for (size_t i = 0; i < dst.n; i++)
-            if (tensor_bytes(dst.t[i]))
-                memcpy(weft_tensor_data(dst.t[i]), snap.bytes[i], tensor_bytes(dst.t[i]));
+            if (tu_tensor_bytes(dst.t[i]))
+                memcpy(weft_tensor_data(dst.t[i]), snap.bytes[i], tu_tensor_bytes(dst.t[i]));
     }
 
     /* a save that cannot allocate creates nothing and leaves the old file */
     size_t n0 = 0;
     unsigned char *before = read_all(path, &n0);
     tu_alloc_fail_at(1, 1);
-    expect_status(model_save(&dst, path, &META), WEFT_ERR_NOMEM, "save without memory");
-    expect_status(model_save(&dst, fresh, &META), WEFT_ERR_NOMEM, "save without memory");
+    tu_expect_status(model_save(&dst, path, &META), WEFT_ERR_NOMEM, "save without memory");
+    tu_expect_status(model_save(&dst, fresh, &META), WEFT_ERR_NOMEM, "save without memory");
     tu_alloc_fail_at(0, 0);
     assert_false(exists(tmp));
     assert_false(exists(fresh));
@@ -1092,12 +1063,7 @@ static void test_checkpoint_alloc_failure(void **state)
     model_free(&src);
     model_free(&dst);
     unlink(path);
-    tu_alloc_stats st = tu_alloc_get();
-    assert_int_equal(st.allocs, st.frees);
-    assert_int_equal(st.bytes_alloc, st.bytes_freed);
-    assert_int_equal(st.bad_free, 0);
-    assert_int_equal(st.bad_align, 0);
-    tu_alloc_uninstall();
+    tu_alloc_uninstall_expect_clean("checkpoint allocation failures");
 }
 
 int main(void)

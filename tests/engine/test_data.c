@@ -30,34 +30,10 @@
 
 #include "tests/util/tu_alloc.h"
 #include "tests/util/tu_common.h"
+#include "tests/util/tu_weft.h"
 #include "weft.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void expect_status(weft_status s, weft_status want, const char *what)
-{
-    if (s != want)
-        print_error("%s: got %s (%s), expected %s\n", what, weft_status_name(s),
-                    weft_last_error(), weft_status_name(want));
-    assert_int_equal(s, want);
-}
-#define OK(call) expect_status((call), WEFT_OK, #call)
-
-/* The last error message contains every one of the NULL-terminated strings. */
-static void expect_message(const char *what, ...)
-{
-    const char *msg = weft_last_error();
-    va_list ap;
-    va_start(ap, what);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *)) {
-        if (!strstr(msg, s)) {
-            print_error("%s: message \"%s\" does not contain \"%s\"\n", what, msg, s);
-            va_end(ap);
-            fail();
-        }
-    }
-    va_end(ap);
-}
 
 static void write_raw(const char *path, const void *data, size_t n)
 {
@@ -165,16 +141,6 @@ static void check_shape(const weft_tensor *t, weft_dtype dt, int ndim, const uin
     for (int i = 0; i < ndim; i++) assert_int_equal(weft_tensor_dim(t, (size_t)i), dims[i]);
 }
 
-static int same_tensor(const weft_tensor *a, const weft_tensor *b)
-{
-    if (weft_tensor_dtype(a) != weft_tensor_dtype(b) || weft_tensor_ndim(a) != weft_tensor_ndim(b))
-        return 0;
-    for (size_t i = 0; i < weft_tensor_ndim(a); i++)
-        if (weft_tensor_dim(a, i) != weft_tensor_dim(b, i)) return 0;
-    size_t bytes = weft_tensor_numel(a) * weft_dtype_size(weft_tensor_dtype(a));
-    return memcmp(weft_tensor_data_const(a), weft_tensor_data_const(b), bytes) == 0;
-}
-
 /* ---- IDX: round trips and element types ---------------------------------------------- */
 
 static void test_data_roundtrip_each_dtype_and_rank(void **state)
@@ -230,7 +196,7 @@ static void test_data_roundtrip_each_dtype_and_rank(void **state)
             free(b);
 
             OK(weft_idx_read(path, dts[k], 1.0, &back));
-            assert_true(same_tensor(t, back));
+            assert_true(tu_same_tensor(t, back));
             weft_tensor_destroy(back);
             if (dts[k] == WEFT_F32) { /* f32 read as f64: exact */
                 OK(weft_idx_read(path, WEFT_F64, 1.0, &back));
@@ -314,7 +280,7 @@ static void test_data_gzip_reads_like_raw(void **state)
             OK(weft_idx_read(raw, dt, 1.0, &a));
             OK(weft_idx_read(gz, dt, 1.0, &c));
             check_shape(a, dt, ndim, dims);
-            assert_true(same_tensor(a, c));
+            assert_true(tu_same_tensor(a, c));
             for (size_t i = 0; i < n; i += 1 + n / 97) {
                 double got;
                 OK(weft_tensor_get(c, i, &got));
@@ -368,7 +334,7 @@ static void test_data_scale_applied(void **state)
     weft_tensor_destroy(i32);
     /* a non-finite scale for a float dtype is refused */
     f = (weft_tensor *)b;
-    expect_status(weft_idx_read(path, WEFT_F32, NAN, &f), WEFT_ERR_INVALID_ARG, "NaN scale");
+    tu_expect_status(weft_idx_read(path, WEFT_F32, NAN, &f), WEFT_ERR_INVALID_ARG, "NaN scale");
     assert_null(f);
     unlink(path);
     free(b);
@@ -386,9 +352,10 @@ static void test_data_i32_refuses_float_files(void **state)
         uint8_t *b = make_idx(&k_etypes[e], 2, dims, vals, &len);
         write_raw(path, b, len);
         weft_tensor *t = (weft_tensor *)b;
-        expect_status(weft_idx_read(path, WEFT_I32, 1.0, &t), WEFT_ERR_INVALID_ARG, "i32 of float");
+        tu_expect_status(weft_idx_read(path, WEFT_I32, 1.0, &t), WEFT_ERR_INVALID_ARG,
+                         "i32 of float");
         assert_null(t);
-        expect_message("i32 of float", path, "offset 2", "i32", NULL);
+        tu_expect_message("i32 of float", path, "offset 2", "i32", NULL);
         OK(weft_idx_read(path, WEFT_F32, 1.0, &t)); /* the file itself is fine */
         weft_tensor_destroy(t);
         free(b);
@@ -455,10 +422,10 @@ static void test_data_corrupt_inputs_refused(void **state)
                 if (dt == WEFT_I32 && k->bytes[2] == 0x0E) continue; /* refused earlier */
                 weft_tensor *t = (weft_tensor *)path;
                 weft_status s = weft_idx_read(path, (weft_dtype)dt, 1.0, &t);
-                expect_status(s, WEFT_ERR_INVALID_ARG, what);
+                tu_expect_status(s, WEFT_ERR_INVALID_ARG, what);
                 assert_null(t);
-                expect_message(what, path, k->expect[0], k->expect[1] ? k->expect[1] : "",
-                               k->expect[2] ? k->expect[2] : "", NULL);
+                tu_expect_message(what, path, k->expect[0], k->expect[1] ? k->expect[1] : "",
+                                  k->expect[2] ? k->expect[2] : "", NULL);
             }
         }
     }
@@ -479,9 +446,10 @@ static void test_data_announced_size_beyond_file_refused_before_allocating(void 
         else
             write_raw(path, b, sizeof b);
         weft_tensor *t = NULL;
-        expect_status(weft_idx_read(path, WEFT_F64, 1.0, &t), WEFT_ERR_INVALID_ARG, "big");
+        tu_expect_status(weft_idx_read(path, WEFT_F64, 1.0, &t), WEFT_ERR_INVALID_ARG, "big");
         assert_null(t);
-        expect_message("big", path, "offset 12:", "truncated", "expected 17179869184 bytes", NULL);
+        tu_expect_message("big", path, "offset 12:", "truncated", "expected 17179869184 bytes",
+                          NULL);
     }
     unlink(path);
 }
@@ -510,10 +478,10 @@ static void test_data_damaged_gzip_refused(void **state)
     /* cut: the data ends early */
     write_raw(path, g, glen / 2);
     weft_tensor *t = (weft_tensor *)g;
-    expect_status(weft_idx_read(path, WEFT_F32, 1.0, &t), WEFT_ERR_INVALID_ARG, "cut gzip");
+    tu_expect_status(weft_idx_read(path, WEFT_F32, 1.0, &t), WEFT_ERR_INVALID_ARG, "cut gzip");
     assert_null(t);
-    expect_message("cut gzip", path, "offset 12:", "truncated", "expected 20000 bytes of data",
-                   "gzip stream ends early", NULL);
+    tu_expect_message("cut gzip", path, "offset 12:", "truncated", "expected 20000 bytes of data",
+                      "gzip stream ends early", NULL);
 
     /* the trailer only is missing: all the data arrives, then the stream ends early */
     write_raw(path, g, glen - 8);
@@ -521,15 +489,15 @@ static void test_data_damaged_gzip_refused(void **state)
     weft_status s = weft_idx_read(path, WEFT_F32, 1.0, &t);
     assert_int_not_equal(s, WEFT_OK);
     assert_null(t);
-    expect_message("gzip without trailer", path, "offset", NULL);
+    tu_expect_message("gzip without trailer", path, "offset", NULL);
 
     /* damaged bytes in the middle of the compressed stream */
     for (size_t i = glen / 2; i < glen / 2 + 8; i++) g[i] ^= 0x5a;
     write_raw(path, g, glen);
     t = (weft_tensor *)g;
-    expect_status(weft_idx_read(path, WEFT_F32, 1.0, &t), WEFT_ERR_INVALID_ARG, "damaged gzip");
+    tu_expect_status(weft_idx_read(path, WEFT_F32, 1.0, &t), WEFT_ERR_INVALID_ARG, "damaged gzip");
     assert_null(t);
-    expect_message("damaged gzip", path, "offset", "corrupt gzip data", NULL);
+    tu_expect_message("damaged gzip", path, "offset", "corrupt gzip data", NULL);
     assert_null(strstr(weft_last_error(), "<fd:"));
     unlink(path);
     free(g);
@@ -543,52 +511,37 @@ static void test_data_missing_file_and_bad_arguments(void **state)
     char path[128];
     tu_temp_path(path, sizeof path, "idx-missing");
     weft_tensor *t = (weft_tensor *)path;
-    expect_status(weft_idx_read(path, WEFT_F32, 1.0, &t), WEFT_ERR_IO, "missing file");
+    tu_expect_status(weft_idx_read(path, WEFT_F32, 1.0, &t), WEFT_ERR_IO, "missing file");
     assert_null(t);
-    expect_message("missing file", path, "cannot open", NULL);
+    tu_expect_message("missing file", path, "cannot open", NULL);
     t = (weft_tensor *)path;
-    expect_status(weft_idx_read("/tmp", WEFT_F32, 1.0, &t), WEFT_ERR_IO, "directory");
+    tu_expect_status(weft_idx_read("/tmp", WEFT_F32, 1.0, &t), WEFT_ERR_IO, "directory");
     assert_null(t);
-    expect_message("directory", "/tmp", NULL);
-    expect_status(weft_idx_read(path, WEFT_F32, 1.0, NULL), WEFT_ERR_INVALID_ARG, "out NULL");
-    expect_status(weft_idx_read(NULL, WEFT_F32, 1.0, &t), WEFT_ERR_INVALID_ARG, "path NULL");
-    expect_status(weft_idx_read(path, (weft_dtype)9, 1.0, &t), WEFT_ERR_INVALID_ARG, "dtype");
+    tu_expect_message("directory", "/tmp", NULL);
+    tu_expect_status(weft_idx_read(path, WEFT_F32, 1.0, NULL), WEFT_ERR_INVALID_ARG, "out NULL");
+    tu_expect_status(weft_idx_read(NULL, WEFT_F32, 1.0, &t), WEFT_ERR_INVALID_ARG, "path NULL");
+    tu_expect_status(weft_idx_read(path, (weft_dtype)9, 1.0, &t), WEFT_ERR_INVALID_ARG, "dtype");
 
     /* the writer: nothing it cannot represent, nothing the reader would refuse */
     weft_tensor *s = NULL, *e = NULL;
     OK(weft_tensor_create(WEFT_F32, 0, NULL, &s));
     int64_t zd[2] = {3, 0};
     OK(weft_tensor_create(WEFT_F32, 2, zd, &e));
-    expect_status(weft_idx_write(path, s), WEFT_ERR_INVALID_ARG, "write scalar");
-    expect_message("write scalar", path, "scalar", NULL);
-    expect_status(weft_idx_write(path, e), WEFT_ERR_INVALID_ARG, "write empty");
-    expect_message("write empty", path, "[3,0]", NULL);
-    expect_status(weft_idx_write(path, NULL), WEFT_ERR_INVALID_ARG, "write NULL");
+    tu_expect_status(weft_idx_write(path, s), WEFT_ERR_INVALID_ARG, "write scalar");
+    tu_expect_message("write scalar", path, "scalar", NULL);
+    tu_expect_status(weft_idx_write(path, e), WEFT_ERR_INVALID_ARG, "write empty");
+    tu_expect_message("write empty", path, "[3,0]", NULL);
+    tu_expect_status(weft_idx_write(path, NULL), WEFT_ERR_INVALID_ARG, "write NULL");
     assert_int_not_equal(access(path, F_OK), 0);
-    expect_status(weft_idx_write("/nonexistent-dir/x.idx", e), WEFT_ERR_INVALID_ARG, "write");
+    tu_expect_status(weft_idx_write("/nonexistent-dir/x.idx", e), WEFT_ERR_INVALID_ARG, "write");
     int64_t d1[1] = {4};
     weft_tensor *ok = NULL;
     OK(weft_tensor_create(WEFT_I32, 1, d1, &ok));
-    expect_status(weft_idx_write("/nonexistent-dir/x.idx", ok), WEFT_ERR_IO, "write no dir");
-    expect_message("write no dir", "/nonexistent-dir/x.idx", NULL);
+    tu_expect_status(weft_idx_write("/nonexistent-dir/x.idx", ok), WEFT_ERR_IO, "write no dir");
+    tu_expect_message("write no dir", "/nonexistent-dir/x.idx", NULL);
     weft_tensor_destroy(ok);
     weft_tensor_destroy(s);
     weft_tensor_destroy(e);
-}
-
-static void check_balance(const tu_alloc_stats *s0, const char *what, uint64_t n)
-{
-    tu_alloc_stats s1 = tu_alloc_get();
-    uint64_t da = s1.allocs - s0->allocs, df = s1.frees - s0->frees;
-    uint64_t ba = s1.bytes_alloc - s0->bytes_alloc, bf = s1.bytes_freed - s0->bytes_freed;
-    if (da != df || ba != bf)
-        print_error("%s, N=%llu: %llu allocations / %llu frees, %llu / %llu bytes\n", what,
-                    (unsigned long long)n, (unsigned long long)da, (unsigned long long)df,
-                    (unsigned long long)ba, (unsigned long long)bf);
-    assert_int_equal(da, df);
-    assert_int_equal(ba, bf);
-    assert_int_equal(s1.bad_free, 0);
-    assert_int_equal(s1.bad_align, 0);
 }
 
 /* Every allocation of weft_idx_read and weft_batcher_create failing in turn: NOMEM,
@@ -615,12 +568,12 @@ static void test_data_allocation_failures(void **state)
         if (failed == 0) {
             OK(s);
             weft_tensor_destroy(t);
-            check_balance(&s0, "idx_read", k);
+            tu_alloc_expect_balanced(&s0, "idx_read", k);
             break;
         }
-        expect_status(s, WEFT_ERR_NOMEM, "idx_read with a failed allocation");
+        tu_expect_status(s, WEFT_ERR_NOMEM, "idx_read with a failed allocation");
         assert_null(t);
-        check_balance(&s0, "idx_read", k);
+        tu_alloc_expect_balanced(&s0, "idx_read", k);
         failures++;
     }
     assert_true(failures >= 2); /* the tensor struct, its data, the read buffer */
@@ -640,12 +593,12 @@ static void test_data_allocation_failures(void **state)
         if (failed == 0) {
             OK(s);
             weft_batcher_destroy(bt);
-            check_balance(&s0, "batcher_create", k);
+            tu_alloc_expect_balanced(&s0, "batcher_create", k);
             break;
         }
-        expect_status(s, WEFT_ERR_NOMEM, "batcher_create with a failed allocation");
+        tu_expect_status(s, WEFT_ERR_NOMEM, "batcher_create with a failed allocation");
         assert_null(bt);
-        check_balance(&s0, "batcher_create", k);
+        tu_alloc_expect_balanced(&s0, "batcher_create", k);
         failures++;
     }
     assert_true(failures >= 4); /* batcher, perm, x buffer (2), y buffer (2) */
@@ -964,23 +917,23 @@ static void test_data_batcher_refuses_bad_arguments(void **state)
     OK(weft_tensor_create(WEFT_I32, 1, d9, &yl));
     OK(weft_tensor_create(WEFT_I32, 2, d10, &xi));
     weft_batcher *b = (weft_batcher *)x;
-    expect_status(weft_batcher_create(x, y, 0, 1, 0, &b), WEFT_ERR_INVALID_ARG, "batch 0");
+    tu_expect_status(weft_batcher_create(x, y, 0, 1, 0, &b), WEFT_ERR_INVALID_ARG, "batch 0");
     assert_null(b);
-    expect_message("batch 0", "weft_batcher_create", "batch", NULL);
-    expect_status(weft_batcher_create(NULL, y, 4, 1, 0, &b), WEFT_ERR_INVALID_ARG, "x NULL");
-    expect_status(weft_batcher_create(x, y, 4, 1, 0, NULL), WEFT_ERR_INVALID_ARG, "out NULL");
-    expect_status(weft_batcher_create(x, yl, 4, 1, 0, &b), WEFT_ERR_INVALID_ARG, "y length");
-    expect_message("y length", "[10,2,3]", "[9]", NULL);
-    expect_status(weft_batcher_create(x, x, 4, 1, 0, &b), WEFT_ERR_INVALID_ARG, "y f32");
-    expect_status(weft_batcher_create(xi, y, 4, 1, 0, &b), WEFT_ERR_INVALID_ARG, "x i32");
-    expect_message("x i32", "i32", "float", NULL);
+    tu_expect_message("batch 0", "weft_batcher_create", "batch", NULL);
+    tu_expect_status(weft_batcher_create(NULL, y, 4, 1, 0, &b), WEFT_ERR_INVALID_ARG, "x NULL");
+    tu_expect_status(weft_batcher_create(x, y, 4, 1, 0, NULL), WEFT_ERR_INVALID_ARG, "out NULL");
+    tu_expect_status(weft_batcher_create(x, yl, 4, 1, 0, &b), WEFT_ERR_INVALID_ARG, "y length");
+    tu_expect_message("y length", "[10,2,3]", "[9]", NULL);
+    tu_expect_status(weft_batcher_create(x, x, 4, 1, 0, &b), WEFT_ERR_INVALID_ARG, "y f32");
+    tu_expect_status(weft_batcher_create(xi, y, 4, 1, 0, &b), WEFT_ERR_INVALID_ARG, "x i32");
+    tu_expect_message("x i32", "i32", "float", NULL);
     OK(weft_batcher_create(x, y, 4, 1, 0, &b));
     const weft_tensor *bx = (const weft_tensor *)x;
-    expect_status(weft_batcher_next(b, &bx, NULL), WEFT_ERR_INVALID_ARG, "next before start");
+    tu_expect_status(weft_batcher_next(b, &bx, NULL), WEFT_ERR_INVALID_ARG, "next before start");
     assert_null(bx);
-    expect_message("next before start", "weft_batcher_start_epoch", NULL);
-    expect_status(weft_batcher_next(b, NULL, NULL), WEFT_ERR_INVALID_ARG, "next x NULL");
-    expect_status(weft_batcher_start_epoch(NULL, 0), WEFT_ERR_INVALID_ARG, "start NULL");
+    tu_expect_message("next before start", "weft_batcher_start_epoch", NULL);
+    tu_expect_status(weft_batcher_next(b, NULL, NULL), WEFT_ERR_INVALID_ARG, "next x NULL");
+    tu_expect_status(weft_batcher_start_epoch(NULL, 0), WEFT_ERR_INVALID_ARG, "start NULL");
     assert_int_equal(weft_batcher_batches(NULL), 0);
     weft_batcher_destroy(NULL);
     weft_batcher_destroy(b);

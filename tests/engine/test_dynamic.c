@@ -34,55 +34,21 @@
 
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench/options.h"
 #include "bench/run_dynamic.h"
 #include "tests/util/tu_alloc.h"
+#include "tests/util/tu_bench.h"
 #include "tests/util/tu_common.h"
 #include "tests/util/tu_tensor.h"
+#include "tests/util/tu_weft.h"
 #include "weft.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void expect_status(weft_status s, weft_status want, const char *what)
-{
-    if (s != want)
-        print_error("%s: got %s (%s), expected %s\n", what, weft_status_name(s),
-                    weft_last_error(), weft_status_name(want));
-    assert_int_equal(s, want);
-}
-#define OK(call) expect_status((call), WEFT_OK, #call)
-
-/* The last error message contains every one of the NULL-terminated strings. */
-static void expect_message(const char *what, ...)
-{
-    const char *msg = weft_last_error();
-    va_list ap;
-    va_start(ap, what);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *)) {
-        if (!strstr(msg, s)) {
-            print_error("%s: message \"%s\" does not contain \"%s\"\n", what, msg, s);
-            va_end(ap);
-            fail();
-        }
-    }
-    va_end(ap);
-}
-
-static weft_pool *make_pool(unsigned threads)
-{
-    weft_pool_options o = weft_pool_options_default();
-    o.threads = threads;
-    weft_pool *p = NULL;
-    OK(weft_pool_create(&o, &p));
-    return p;
-}
 
 /* Plan options independent of the environment; scheduled = every evaluation goes through
  * the task graph on the pool (no inline shortcut for small graphs). */
@@ -103,15 +69,6 @@ static weft_dyn *make_dyn(weft_pool *pool, int scheduled)
     return d;
 }
 
-static weft_tensor *rand_tensor(weft_dtype dt, size_t ndim, const int64_t *dims,
-                                weft_init init, uint64_t seed, double lo, double hi)
-{
-    weft_tensor *t = NULL;
-    OK(weft_tensor_create(dt, ndim, dims, &t));
-    OK(weft_tensor_init_random(t, init, seed, lo, hi));
-    return t;
-}
-
 static weft_tensor *zeros_like(const weft_tensor *p)
 {
     int64_t dims[WEFT_MAX_DIMS];
@@ -121,41 +78,6 @@ static weft_tensor *zeros_like(const weft_tensor *p)
     weft_tensor *t = NULL;
     OK(weft_tensor_create(weft_tensor_dtype(p), nd, dims, &t));
     return t;
-}
-
-static weft_tensor *f64_tensor(size_t ndim, const int64_t *dims, const double *data)
-{
-    weft_tensor *t = NULL;
-    OK(weft_tensor_from_data(WEFT_F64, ndim, dims, data, WEFT_COPY, &t));
-    return t;
-}
-
-static size_t tensor_bytes(const weft_tensor *t)
-{
-    return weft_tensor_numel(t) * weft_dtype_size(weft_tensor_dtype(t));
-}
-
-/* A malloc'd copy of t's bytes; *n receives the count. */
-static unsigned char *bytes_of(const weft_tensor *t, size_t *n)
-{
-    size_t b = tensor_bytes(t);
-    unsigned char *out = malloc(b + 1);
-    assert_non_null(out);
-    OK(weft_tensor_copy_to(t, out, b));
-    if (n)
-        *n = b;
-    return out;
-}
-
-/* 1 if the two tensors have the same dtype, shape and bytes. */
-static int same_tensor(const weft_tensor *a, const weft_tensor *b)
-{
-    if (weft_tensor_dtype(a) != weft_tensor_dtype(b) || weft_tensor_ndim(a) != weft_tensor_ndim(b))
-        return 0;
-    for (size_t i = 0; i < weft_tensor_ndim(a); i++)
-        if (weft_tensor_dim(a, i) != weft_tensor_dim(b, i))
-            return 0;
-    return memcmp(weft_tensor_data_const(a), weft_tensor_data_const(b), tensor_bytes(a)) == 0;
 }
 
 static double read_scalar(weft_dyn *d, weft_value v)
@@ -206,14 +128,14 @@ static double f_tanh(double a, double p) { (void)p; return tanh(a); }
  * d loss / d W2 [i,j] = sum over rows of h[., i]. */
 static void shapes_on(unsigned threads, int scheduled)
 {
-    weft_pool *pool = make_pool(threads);
+    weft_pool *pool = tu_make_pool(threads);
     weft_dyn *d = make_dyn(pool, scheduled);
     enum { D = 5, H = 7, O = 3 };
     weft_tensor *par[4] = {
-        rand_tensor(WEFT_F64, 2, (int64_t[]){D, H}, WEFT_INIT_XAVIER, 11, 0, 0),
-        rand_tensor(WEFT_F64, 1, (int64_t[]){H}, WEFT_INIT_UNIFORM, 12, -0.5, 0.5),
-        rand_tensor(WEFT_F64, 2, (int64_t[]){H, O}, WEFT_INIT_XAVIER, 13, 0, 0),
-        rand_tensor(WEFT_F64, 1, (int64_t[]){O}, WEFT_INIT_UNIFORM, 14, -0.5, 0.5)};
+        tu_rand_tensor(WEFT_F64, 2, (int64_t[]){D, H}, WEFT_INIT_XAVIER, 11, 0, 0),
+        tu_rand_tensor(WEFT_F64, 1, (int64_t[]){H}, WEFT_INIT_UNIFORM, 12, -0.5, 0.5),
+        tu_rand_tensor(WEFT_F64, 2, (int64_t[]){H, O}, WEFT_INIT_XAVIER, 13, 0, 0),
+        tu_rand_tensor(WEFT_F64, 1, (int64_t[]){O}, WEFT_INIT_UNIFORM, 14, -0.5, 0.5)};
     weft_tensor *grad[4];
     tu_ref rp[4];
     memset(rp, 0, sizeof rp);
@@ -224,8 +146,8 @@ static void shapes_on(unsigned threads, int scheduled)
     static const int64_t batches[] = {3, 17, 1, 64, 3};
     for (size_t it = 0; it < sizeof batches / sizeof batches[0]; it++) {
         int64_t B = batches[it];
-        weft_tensor *tx = rand_tensor(WEFT_F64, 2, (int64_t[]){B, D}, WEFT_INIT_UNIFORM,
-                                      100 + it, -2, 2);
+        weft_tensor *tx = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){B, D}, WEFT_INIT_UNIFORM,
+                                         100 + it, -2, 2);
         for (int i = 0; i < 4; i++)
             OK(weft_tensor_fill(grad[i], 0));
         weft_tgraph *g = NULL;
@@ -313,11 +235,11 @@ static void test_dynamic_shapes_change_across_iterations(void **state)
 static void test_dynamic_reads_mid_graph_and_branches_in_c(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(4);
+    weft_pool *pool = tu_make_pool(4);
     for (int scheduled = 0; scheduled < 2; scheduled++) {
         weft_dyn *d = make_dyn(pool, scheduled);
         static const double xv[4] = {1, -2, 3, 0.5};
-        weft_tensor *tx = f64_tensor(1, (int64_t[]){4}, xv);
+        weft_tensor *tx = tu_f64_tensor(1, (int64_t[]){4}, xv);
         weft_tgraph *g = NULL;
         OK(weft_dyn_begin(d, &g));
         weft_value x, s, y, m, z;
@@ -338,7 +260,7 @@ static void test_dynamic_reads_mid_graph_and_branches_in_c(void **state)
         const double *yd = weft_tensor_data_const(ty);
         for (int i = 0; i < 4; i++)
             assert_true(yd[i] == xv[i] * 2.5);
-        unsigned char *ybytes = bytes_of(ty, NULL);
+        unsigned char *ybytes = tu_tensor_copy_bytes(ty, NULL);
         /* a loop whose trip count depends on computed values: double until the mean
          * passes 20 */
         OK(weft_op_mean(g, y, WEFT_AXIS_ALL, 0, &m));
@@ -393,14 +315,14 @@ static void test_dynamic_reads_mid_graph_and_branches_in_c(void **state)
         assert_memory_equal(rd, xv, sizeof xv);
         /* scalar of a value that is not one element */
         double bad = 0;
-        expect_status(weft_dyn_scalar(d, y, &bad), WEFT_ERR_INVALID_ARG, "scalar of [4]");
-        expect_message("scalar of [4]", "[4]", NULL);
+        tu_expect_status(weft_dyn_scalar(d, y, &bad), WEFT_ERR_INVALID_ARG, "scalar of [4]");
+        tu_expect_message("scalar of [4]", "[4]", NULL);
         /* the next iteration releases the old one: its values are gone */
         OK(weft_dyn_begin(d, &g));
         OK(weft_dyn_stats_get(d, &st));
         assert_int_equal(st.nodes, 0);
         assert_int_equal(st.evals, 0);
-        expect_status(weft_dyn_read(d, z, &ty), WEFT_ERR_INVALID_ARG, "read of an old value");
+        tu_expect_status(weft_dyn_read(d, z, &ty), WEFT_ERR_INVALID_ARG, "read of an old value");
         /* an empty evaluation is fine */
         OK(weft_dyn_eval(d));
         free(ybytes);
@@ -445,12 +367,12 @@ static void gcase_make(gcase *c, weft_dtype dt)
     /* large enough that the first matmul splits into tiles and tanh into chunks */
     enum { B = 256, D = 160, H = 256, O = 12 };
     c->dt = dt;
-    c->x = rand_tensor(dt, 2, (int64_t[]){B, D}, WEFT_INIT_UNIFORM, 21, -1, 1);
-    c->y = rand_tensor(dt, 2, (int64_t[]){B, O}, WEFT_INIT_UNIFORM, 22, 0, 1);
-    c->par[0] = rand_tensor(dt, 2, (int64_t[]){D, H}, WEFT_INIT_XAVIER, 23, 0, 0);
-    c->par[1] = rand_tensor(dt, 1, (int64_t[]){H}, WEFT_INIT_UNIFORM, 24, -0.1, 0.1);
-    c->par[2] = rand_tensor(dt, 2, (int64_t[]){H, O}, WEFT_INIT_XAVIER, 25, 0, 0);
-    c->par[3] = rand_tensor(dt, 1, (int64_t[]){O}, WEFT_INIT_UNIFORM, 26, -0.1, 0.1);
+    c->x = tu_rand_tensor(dt, 2, (int64_t[]){B, D}, WEFT_INIT_UNIFORM, 21, -1, 1);
+    c->y = tu_rand_tensor(dt, 2, (int64_t[]){B, O}, WEFT_INIT_UNIFORM, 22, 0, 1);
+    c->par[0] = tu_rand_tensor(dt, 2, (int64_t[]){D, H}, WEFT_INIT_XAVIER, 23, 0, 0);
+    c->par[1] = tu_rand_tensor(dt, 1, (int64_t[]){H}, WEFT_INIT_UNIFORM, 24, -0.1, 0.1);
+    c->par[2] = tu_rand_tensor(dt, 2, (int64_t[]){H, O}, WEFT_INIT_XAVIER, 25, 0, 0);
+    c->par[3] = tu_rand_tensor(dt, 1, (int64_t[]){O}, WEFT_INIT_UNIFORM, 26, -0.1, 0.1);
 }
 
 static void gcase_free(gcase *c)
@@ -485,7 +407,7 @@ static void gcase_static(const gcase *c, weft_pool *pool, unsigned char **out, s
     for (int i = 0; i < 1 + GP; i++) {
         const weft_tensor *t = NULL;
         OK(weft_plan_fetch(plan, (size_t)i, &t));
-        out[i] = bytes_of(t, &n[i]);
+        out[i] = tu_tensor_copy_bytes(t, &n[i]);
     }
     weft_plan_destroy(plan);
     weft_tgraph_destroy(g);
@@ -513,9 +435,9 @@ static void gcase_dynamic(const gcase *c, weft_pool *pool, int scheduled, int re
     OK(weft_dyn_backward(d, loss));
     const weft_tensor *lt = NULL;
     OK(weft_dyn_read(d, loss, &lt));
-    out[0] = bytes_of(lt, &n[0]);
+    out[0] = tu_tensor_copy_bytes(lt, &n[0]);
     for (int i = 0; i < GP; i++)
-        out[1 + i] = bytes_of(grad[i], &n[1 + i]);
+        out[1 + i] = tu_tensor_copy_bytes(grad[i], &n[1 + i]);
     weft_dyn_stats st;
     OK(weft_dyn_stats_get(d, &st));
     assert_int_equal(st.evals, read_first ? 2 : 1);
@@ -547,7 +469,7 @@ static void test_dynamic_gradients_equal_static_graph(void **state)
         gcase_make(&c, dts[k]);
         unsigned char *ref[1 + GP];
         size_t nref[1 + GP];
-        weft_pool *p1 = make_pool(1);
+        weft_pool *p1 = tu_make_pool(1);
         gcase_static(&c, p1, ref, nref);
         weft_pool_destroy(p1);
         double l;
@@ -560,7 +482,7 @@ static void test_dynamic_gradients_equal_static_graph(void **state)
         }
         assert_true(isfinite(l) && l > 0);
         for (int t = 0; t < 2; t++) {
-            weft_pool *pool = make_pool(threads[t]);
+            weft_pool *pool = tu_make_pool(threads[t]);
             for (int variant = 0; variant < 4; variant++) {
                 unsigned char *got[1 + GP];
                 size_t ngot[1 + GP];
@@ -594,12 +516,12 @@ static void test_dynamic_gradients_equal_static_graph(void **state)
 static void test_dynamic_gradients_accumulate_until_zeroed(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     weft_dyn *d = make_dyn(pool, 1);
     static const double xv[3] = {0.5, -1, 4}, wv[3] = {1, 2, -3}, fv[3] = {0.25, 8, -2};
-    weft_tensor *tx = f64_tensor(1, (int64_t[]){3}, xv);
-    weft_tensor *w = f64_tensor(1, (int64_t[]){3}, wv), *gw = zeros_like(w);
-    weft_tensor *fz = f64_tensor(1, (int64_t[]){3}, fv);
+    weft_tensor *tx = tu_f64_tensor(1, (int64_t[]){3}, xv);
+    weft_tensor *w = tu_f64_tensor(1, (int64_t[]){3}, wv), *gw = zeros_like(w);
+    weft_tensor *fz = tu_f64_tensor(1, (int64_t[]){3}, fv);
     weft_tgraph *g = NULL;
     weft_value x, pw, pw2, pf, m, loss, m2, s2, loss2, mf, loss3;
 
@@ -702,15 +624,15 @@ typedef struct xor_result {
 static void xor_train(unsigned threads, xor_result *r)
 {
     static const double xv[8] = {0, 0, 0, 1, 1, 0, 1, 1}, yv[4] = {0, 1, 1, 0};
-    weft_pool *pool = make_pool(threads);
+    weft_pool *pool = tu_make_pool(threads);
     weft_dyn *d = make_dyn(pool, 1);
-    weft_tensor *tx = f64_tensor(2, (int64_t[]){4, 2}, xv);
-    weft_tensor *ty = f64_tensor(2, (int64_t[]){4, 1}, yv);
+    weft_tensor *tx = tu_f64_tensor(2, (int64_t[]){4, 2}, xv);
+    weft_tensor *ty = tu_f64_tensor(2, (int64_t[]){4, 1}, yv);
     weft_tensor *par[XP] = {
-        rand_tensor(WEFT_F64, 2, (int64_t[]){2, 8}, WEFT_INIT_UNIFORM, 31, -1, 1),
-        rand_tensor(WEFT_F64, 1, (int64_t[]){8}, WEFT_INIT_UNIFORM, 32, -0.1, 0.1),
-        rand_tensor(WEFT_F64, 2, (int64_t[]){8, 1}, WEFT_INIT_UNIFORM, 33, -1, 1),
-        rand_tensor(WEFT_F64, 1, (int64_t[]){1}, WEFT_INIT_UNIFORM, 34, -0.1, 0.1)};
+        tu_rand_tensor(WEFT_F64, 2, (int64_t[]){2, 8}, WEFT_INIT_UNIFORM, 31, -1, 1),
+        tu_rand_tensor(WEFT_F64, 1, (int64_t[]){8}, WEFT_INIT_UNIFORM, 32, -0.1, 0.1),
+        tu_rand_tensor(WEFT_F64, 2, (int64_t[]){8, 1}, WEFT_INIT_UNIFORM, 33, -1, 1),
+        tu_rand_tensor(WEFT_F64, 1, (int64_t[]){1}, WEFT_INIT_UNIFORM, 34, -0.1, 0.1)};
     weft_tensor *grad[XP];
     for (int i = 0; i < XP; i++)
         grad[i] = zeros_like(par[i]);
@@ -746,7 +668,7 @@ static void xor_train(unsigned threads, xor_result *r)
             OK(weft_tensor_fill(grad[i], 0));
     }
     for (int i = 0; i < XP; i++) {
-        r->par[i] = bytes_of(par[i], &r->nbytes[i]);
+        r->par[i] = tu_tensor_copy_bytes(par[i], &r->nbytes[i]);
         weft_tensor_destroy(par[i]);
         weft_tensor_destroy(grad[i]);
     }
@@ -795,10 +717,10 @@ static void test_dynamic_training_converges_and_is_deterministic(void **state)
 static void test_dynamic_shape_error_keeps_the_iteration_usable(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     weft_dyn *d = make_dyn(pool, 0);
-    weft_tensor *tx = rand_tensor(WEFT_F64, 2, (int64_t[]){4, 3}, WEFT_INIT_UNIFORM, 41, -1, 1);
-    weft_tensor *w = rand_tensor(WEFT_F64, 2, (int64_t[]){5, 2}, WEFT_INIT_UNIFORM, 42, -1, 1);
+    weft_tensor *tx = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){4, 3}, WEFT_INIT_UNIFORM, 41, -1, 1);
+    weft_tensor *w = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){5, 2}, WEFT_INIT_UNIFORM, 42, -1, 1);
     weft_tensor *gw = zeros_like(w);
     weft_tgraph *g = NULL;
     OK(weft_dyn_begin(d, &g));
@@ -807,10 +729,10 @@ static void test_dynamic_shape_error_keeps_the_iteration_usable(void **state)
     OK(weft_dyn_param(d, w, gw, &pw));
     weft_dyn_stats st0, st1;
     OK(weft_dyn_stats_get(d, &st0));
-    expect_status(weft_op_matmul(g, x, pw, 0, &bad), WEFT_ERR_INVALID_ARG, "matmul [4,3]@[5,2]");
-    expect_message("matmul [4,3]@[5,2]", "matmul", "[4,3]", "[5,2]", NULL);
-    expect_status(weft_op_add(g, x, pw, &bad), WEFT_ERR_INVALID_ARG, "add [4,3]+[5,2]");
-    expect_message("add [4,3]+[5,2]", "add", "[4,3]", "[5,2]", NULL);
+    tu_expect_status(weft_op_matmul(g, x, pw, 0, &bad), WEFT_ERR_INVALID_ARG, "matmul [4,3]@[5,2]");
+    tu_expect_message("matmul [4,3]@[5,2]", "matmul", "[4,3]", "[5,2]", NULL);
+    tu_expect_status(weft_op_add(g, x, pw, &bad), WEFT_ERR_INVALID_ARG, "add [4,3]+[5,2]");
+    tu_expect_message("add [4,3]+[5,2]", "add", "[4,3]", "[5,2]", NULL);
     OK(weft_dyn_stats_get(d, &st1));
     assert_int_equal(st1.nodes, st0.nodes); /* nothing was added */
     /* the iteration goes on: (x^T)[3,4] ... use a valid product x[4,3] @ x^T[3,4] */
@@ -851,9 +773,9 @@ static void test_dynamic_runtime_error_then_next_iteration_works(void **state)
     static const unsigned threads[2] = {1, 4};
     for (int t = 0; t < 2; t++)
         for (int scheduled = 0; scheduled < 2; scheduled++) {
-            weft_pool *pool = make_pool(threads[t]);
+            weft_pool *pool = tu_make_pool(threads[t]);
             weft_dyn *d = make_dyn(pool, scheduled);
-            weft_tensor *table = f64_tensor(2, (int64_t[]){5, 3}, tv), *gt = zeros_like(table);
+            weft_tensor *table = tu_f64_tensor(2, (int64_t[]){5, 3}, tv), *gt = zeros_like(table);
             weft_tensor *ids_bad = NULL, *ids_good = NULL;
             OK(weft_tensor_from_data(WEFT_I32, 1, (int64_t[]){4}, badv, WEFT_COPY, &ids_bad));
             OK(weft_tensor_from_data(WEFT_I32, 1, (int64_t[]){4}, good, WEFT_COPY, &ids_good));
@@ -866,8 +788,8 @@ static void test_dynamic_runtime_error_then_next_iteration_works(void **state)
                 OK(weft_op_gather(g, tab, ids, &rows)); /* recorded: the shapes are fine */
                 OK(weft_op_sum(g, rows, WEFT_AXIS_ALL, 0, &s));
                 double v = 0;
-                expect_status(weft_dyn_scalar(d, s, &v), WEFT_ERR_RANGE, "gather id 7 of 5");
-                expect_message("gather id 7 of 5", "gather", "7", NULL);
+                tu_expect_status(weft_dyn_scalar(d, s, &v), WEFT_ERR_RANGE, "gather id 7 of 5");
+                tu_expect_message("gather id 7 of 5", "gather", "7", NULL);
                 /* a second read in the failed iteration fails again, cleanly */
                 const weft_tensor *r = NULL;
                 assert_int_not_equal(weft_dyn_read(d, rows, &r), WEFT_OK);
@@ -904,14 +826,14 @@ static void test_dynamic_runtime_error_then_next_iteration_works(void **state)
 static void test_dynamic_check_mode_names_the_op(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(3);
+    weft_pool *pool = tu_make_pool(3);
     for (int scheduled = 0; scheduled < 2; scheduled++) {
         weft_plan_options po = dyn_opts(scheduled, 1);
         weft_dyn *d = NULL;
         OK(weft_dyn_create(pool, &po, &d));
-        weft_tensor *bad = f64_tensor(1, (int64_t[]){4}, (double[]){1, -1, 2, 3});
-        weft_tensor *good = f64_tensor(1, (int64_t[]){4}, (double[]){1, 0.5, 2, 3});
-        weft_tensor *w = f64_tensor(1, (int64_t[]){3}, (double[]){1, 0, 4}), *gw = zeros_like(w);
+        weft_tensor *bad = tu_f64_tensor(1, (int64_t[]){4}, (double[]){1, -1, 2, 3});
+        weft_tensor *good = tu_f64_tensor(1, (int64_t[]){4}, (double[]){1, 0.5, 2, 3});
+        weft_tensor *w = tu_f64_tensor(1, (int64_t[]){3}, (double[]){1, 0, 4}), *gw = zeros_like(w);
         weft_tgraph *g = NULL;
         weft_value x, lg, e, s, pw, sq, s2;
         /* forward: log(-1) */
@@ -921,16 +843,16 @@ static void test_dynamic_check_mode_names_the_op(void **state)
         OK(weft_op_exp(g, lg, &e));
         OK(weft_op_sum(g, e, WEFT_AXIS_ALL, 0, &s));
         double v = 0;
-        expect_status(weft_dyn_scalar(d, s, &v), WEFT_ERR_NUMERICS, "NaN from log");
-        expect_message("NaN from log", "log", "forward", "NaN", NULL);
+        tu_expect_status(weft_dyn_scalar(d, s, &v), WEFT_ERR_NUMERICS, "NaN from log");
+        tu_expect_message("NaN from log", "log", "forward", "NaN", NULL);
         /* backward: d sqrt(w) / dw at w = 0 is infinite */
         OK(weft_dyn_begin(d, &g));
         OK(weft_dyn_param(d, w, gw, &pw));
         OK(weft_op_sqrt(g, pw, &sq));
         OK(weft_op_sum(g, sq, WEFT_AXIS_ALL, 0, &s2));
         assert_true(read_scalar(d, s2) == 3); /* the forward pass is finite */
-        expect_status(weft_dyn_backward(d, s2), WEFT_ERR_NUMERICS, "Inf from backward");
-        expect_message("Inf from backward", "backward", NULL);
+        tu_expect_status(weft_dyn_backward(d, s2), WEFT_ERR_NUMERICS, "Inf from backward");
+        tu_expect_message("Inf from backward", "backward", NULL);
         assert_true(strstr(weft_last_error(), "Inf") || strstr(weft_last_error(), "NaN"));
         /* the next iteration with good data */
         OK(weft_dyn_begin(d, &g));
@@ -956,16 +878,16 @@ static void test_dynamic_check_mode_names_the_op(void **state)
 static void test_dynamic_failed_evaluation_is_not_repeated(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     int bad = 0; /* asserted after the cleanup, so that a failure leaks nothing */
     for (int scheduled = 0; scheduled < 2; scheduled++) {
         weft_plan_options po = dyn_opts(scheduled, 1);
         weft_dyn *d = NULL;
         OK(weft_dyn_create(pool, &po, &d));
         static const double fv[3] = {1, 0, 4}, wv[3] = {1, 2, 3}, xv[3] = {0.5, -1, 4};
-        weft_tensor *f = f64_tensor(1, (int64_t[]){3}, fv), *gf = zeros_like(f);
-        weft_tensor *w = f64_tensor(1, (int64_t[]){3}, wv), *gw = zeros_like(w);
-        weft_tensor *x = f64_tensor(1, (int64_t[]){3}, xv);
+        weft_tensor *f = tu_f64_tensor(1, (int64_t[]){3}, fv), *gf = zeros_like(f);
+        weft_tensor *w = tu_f64_tensor(1, (int64_t[]){3}, wv), *gw = zeros_like(w);
+        weft_tensor *x = tu_f64_tensor(1, (int64_t[]){3}, xv);
         weft_tgraph *g = NULL;
         weft_value pf, pw, px, sq, s1, m, s2, loss;
         OK(weft_dyn_begin(d, &g));
@@ -1017,51 +939,51 @@ static void test_dynamic_failed_evaluation_is_not_repeated(void **state)
 static void test_dynamic_argument_errors(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(1);
+    weft_pool *pool = tu_make_pool(1);
     weft_dyn *d = NULL;
     weft_tgraph *g = NULL;
     weft_value v;
-    expect_status(weft_dyn_create(NULL, NULL, &d), WEFT_ERR_INVALID_ARG, "create without pool");
+    tu_expect_status(weft_dyn_create(NULL, NULL, &d), WEFT_ERR_INVALID_ARG, "create without pool");
     assert_null(d);
-    expect_status(weft_dyn_create(pool, NULL, NULL), WEFT_ERR_INVALID_ARG, "create, out NULL");
+    tu_expect_status(weft_dyn_create(pool, NULL, NULL), WEFT_ERR_INVALID_ARG, "create, out NULL");
     OK(weft_dyn_create(pool, NULL, &d)); /* NULL options: the defaults */
     weft_dyn_destroy(NULL);
-    expect_status(weft_dyn_begin(NULL, &g), WEFT_ERR_INVALID_ARG, "begin NULL");
-    expect_status(weft_dyn_begin(d, NULL), WEFT_ERR_INVALID_ARG, "begin, graph NULL");
+    tu_expect_status(weft_dyn_begin(NULL, &g), WEFT_ERR_INVALID_ARG, "begin NULL");
+    tu_expect_status(weft_dyn_begin(d, NULL), WEFT_ERR_INVALID_ARG, "begin, graph NULL");
     OK(weft_dyn_begin(d, &g));
     weft_tensor *ti = NULL;
     OK(weft_tensor_create(WEFT_I32, 1, (int64_t[]){3}, &ti));
-    weft_tensor *w = f64_tensor(1, (int64_t[]){3}, (double[]){1, 2, 3});
+    weft_tensor *w = tu_f64_tensor(1, (int64_t[]){3}, (double[]){1, 2, 3});
     weft_tensor *g4 = NULL, *g3f = NULL;
     OK(weft_tensor_create(WEFT_F64, 1, (int64_t[]){4}, &g4));
     OK(weft_tensor_create(WEFT_F32, 1, (int64_t[]){3}, &g3f));
-    expect_status(weft_dyn_param(d, ti, NULL, &v), WEFT_ERR_INVALID_ARG, "int parameter");
-    expect_message("int parameter", "i32", NULL);
-    expect_status(weft_dyn_param(d, w, g4, &v), WEFT_ERR_INVALID_ARG, "grad of another shape");
-    expect_message("grad of another shape", "[4]", "[3]", NULL);
-    expect_status(weft_dyn_param(d, w, g3f, &v), WEFT_ERR_INVALID_ARG, "grad of another dtype");
-    expect_message("grad of another dtype", "f32", "f64", NULL);
-    expect_status(weft_dyn_param(d, NULL, NULL, &v), WEFT_ERR_INVALID_ARG, "NULL parameter");
-    expect_status(weft_dyn_input(d, NULL, &v), WEFT_ERR_INVALID_ARG, "NULL input");
-    expect_status(weft_dyn_input(d, w, NULL), WEFT_ERR_INVALID_ARG, "NULL out");
+    tu_expect_status(weft_dyn_param(d, ti, NULL, &v), WEFT_ERR_INVALID_ARG, "int parameter");
+    tu_expect_message("int parameter", "i32", NULL);
+    tu_expect_status(weft_dyn_param(d, w, g4, &v), WEFT_ERR_INVALID_ARG, "grad of another shape");
+    tu_expect_message("grad of another shape", "[4]", "[3]", NULL);
+    tu_expect_status(weft_dyn_param(d, w, g3f, &v), WEFT_ERR_INVALID_ARG, "grad of another dtype");
+    tu_expect_message("grad of another dtype", "f32", "f64", NULL);
+    tu_expect_status(weft_dyn_param(d, NULL, NULL, &v), WEFT_ERR_INVALID_ARG, "NULL parameter");
+    tu_expect_status(weft_dyn_input(d, NULL, &v), WEFT_ERR_INVALID_ARG, "NULL input");
+    tu_expect_status(weft_dyn_input(d, w, NULL), WEFT_ERR_INVALID_ARG, "NULL out");
     const weft_tensor *t = NULL;
-    expect_status(weft_dyn_read(d, (weft_value){7}, &t), WEFT_ERR_INVALID_ARG, "unknown value");
-    expect_status(weft_dyn_eval(NULL), WEFT_ERR_INVALID_ARG, "eval NULL");
-    expect_status(weft_dyn_backward(NULL, v), WEFT_ERR_INVALID_ARG, "backward NULL");
+    tu_expect_status(weft_dyn_read(d, (weft_value){7}, &t), WEFT_ERR_INVALID_ARG, "unknown value");
+    tu_expect_status(weft_dyn_eval(NULL), WEFT_ERR_INVALID_ARG, "eval NULL");
+    tu_expect_status(weft_dyn_backward(NULL, v), WEFT_ERR_INVALID_ARG, "backward NULL");
     weft_dyn_stats st;
-    expect_status(weft_dyn_stats_get(NULL, &st), WEFT_ERR_INVALID_ARG, "stats NULL");
+    tu_expect_status(weft_dyn_stats_get(NULL, &st), WEFT_ERR_INVALID_ARG, "stats NULL");
     /* the iteration is still clean: nothing was recorded */
     OK(weft_dyn_stats_get(d, &st));
     assert_int_equal(st.nodes, 0);
     /* backward from an integer loss */
     weft_value iv, am, pw;
     OK(weft_dyn_input(d, ti, &iv));
-    expect_status(weft_dyn_backward(d, iv), WEFT_ERR_INVALID_ARG, "integer loss");
+    tu_expect_status(weft_dyn_backward(d, iv), WEFT_ERR_INVALID_ARG, "integer loss");
     /* a gradient through argmax is an error that names the op; the failed backward pass
      * adds nothing to any gradient, and the iteration's values stay readable */
     OK(weft_dyn_begin(d, &g));
     weft_tensor *gw = zeros_like(w);
-    weft_tensor *tb = f64_tensor(2, (int64_t[]){3, 2}, (double[]){1, 2, 3, 4, 5, 6});
+    weft_tensor *tb = tu_f64_tensor(2, (int64_t[]){3, 2}, (double[]){1, 2, 3, 4, 5, 6});
     weft_tensor *gtb = zeros_like(tb);
     weft_value ptb, rows, loss, wl, total;
     OK(weft_dyn_param(d, tb, gtb, &ptb));
@@ -1071,8 +993,8 @@ static void test_dynamic_argument_errors(void **state)
     OK(weft_op_sum(g, rows, WEFT_AXIS_ALL, 0, &loss));
     OK(weft_op_sum(g, pw, WEFT_AXIS_ALL, 0, &wl));
     OK(weft_op_add(g, loss, wl, &total));
-    expect_status(weft_dyn_backward(d, total), WEFT_ERR_INVALID_ARG, "gradient through argmax");
-    expect_message("gradient through argmax", "argmax", NULL);
+    tu_expect_status(weft_dyn_backward(d, total), WEFT_ERR_INVALID_ARG, "gradient through argmax");
+    tu_expect_message("gradient through argmax", "argmax", NULL);
     assert_true(read_scalar(d, total) == 11 + 6);
     for (int i = 0; i < 3; i++)
         assert_true(f64_data(gw)[i] == 0);
@@ -1110,11 +1032,13 @@ static void arena_iteration(weft_dyn *d, weft_tensor *tx, weft_tensor *w, weft_t
 static void test_dynamic_arena_stops_growing(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     weft_dyn *d = make_dyn(pool, 1);
-    weft_tensor *big = rand_tensor(WEFT_F64, 2, (int64_t[]){512, 256}, WEFT_INIT_UNIFORM, 51, -1, 1);
-    weft_tensor *small = rand_tensor(WEFT_F64, 2, (int64_t[]){96, 256}, WEFT_INIT_UNIFORM, 52, -1, 1);
-    weft_tensor *w = rand_tensor(WEFT_F64, 2, (int64_t[]){256, 256}, WEFT_INIT_XAVIER, 53, 0, 0);
+    weft_tensor *big =
+        tu_rand_tensor(WEFT_F64, 2, (int64_t[]){512, 256}, WEFT_INIT_UNIFORM, 51, -1, 1);
+    weft_tensor *small =
+        tu_rand_tensor(WEFT_F64, 2, (int64_t[]){96, 256}, WEFT_INIT_UNIFORM, 52, -1, 1);
+    weft_tensor *w = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){256, 256}, WEFT_INIT_XAVIER, 53, 0, 0);
     weft_tensor *gw = zeros_like(w);
     enum { N = 8 };
     size_t held[N];
@@ -1197,29 +1121,14 @@ static void af_check_reference(af_ctx *a, weft_dyn *d, uint64_t k)
     }
 }
 
-static void af_check_balance(const tu_alloc_stats *s0, uint64_t k)
-{
-    tu_alloc_stats s1 = tu_alloc_get();
-    uint64_t da = s1.allocs - s0->allocs, df = s1.frees - s0->frees;
-    uint64_t ba = s1.bytes_alloc - s0->bytes_alloc, bf = s1.bytes_freed - s0->bytes_freed;
-    if (da != df || ba != bf)
-        print_error("N=%llu: %llu allocations / %llu frees, %llu / %llu bytes\n",
-                    (unsigned long long)k, (unsigned long long)da, (unsigned long long)df,
-                    (unsigned long long)ba, (unsigned long long)bf);
-    assert_int_equal(da, df);
-    assert_int_equal(ba, bf);
-    assert_int_equal(s1.bad_free, 0);
-    assert_int_equal(s1.bad_align, 0);
-}
-
 static void alloc_fail_on(unsigned threads)
 {
     af_ctx a;
     memset(&a, 0, sizeof a);
-    a.pool = make_pool(threads);
-    a.x = rand_tensor(WEFT_F64, 2, (int64_t[]){5, 2}, WEFT_INIT_UNIFORM, 61, -1, 1);
-    a.par[0] = rand_tensor(WEFT_F64, 2, (int64_t[]){2, 3}, WEFT_INIT_UNIFORM, 62, -1, 1);
-    a.par[1] = rand_tensor(WEFT_F64, 1, (int64_t[]){3}, WEFT_INIT_UNIFORM, 63, -1, 1);
+    a.pool = tu_make_pool(threads);
+    a.x = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){5, 2}, WEFT_INIT_UNIFORM, 61, -1, 1);
+    a.par[0] = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){2, 3}, WEFT_INIT_UNIFORM, 62, -1, 1);
+    a.par[1] = tu_rand_tensor(WEFT_F64, 1, (int64_t[]){3}, WEFT_INIT_UNIFORM, 63, -1, 1);
     for (int i = 0; i < 2; i++)
         a.grad[i] = zeros_like(a.par[i]);
     /* warm-up and reference */
@@ -1260,7 +1169,7 @@ static void alloc_fail_on(unsigned threads)
             }
             af_check_reference(&a, d, k); /* the context stays usable */
             weft_dyn_destroy(d);
-            af_check_balance(&s0, k);
+            tu_alloc_expect_balanced(&s0, NULL, k);
             if (failed == 0) {
                 done_at = k;
                 break;
@@ -1278,13 +1187,6 @@ static void alloc_fail_on(unsigned threads)
     weft_pool_destroy(a.pool);
 }
 
-static int uninstall_hook(void **state)
-{
-    (void)state;
-    tu_alloc_uninstall();
-    return 0;
-}
-
 static void test_dynamic_alloc_failures_are_clean(void **state)
 {
     (void)state;
@@ -1292,13 +1194,9 @@ static void test_dynamic_alloc_failures_are_clean(void **state)
     for (size_t i = 0; i < 2; i++) {
         tu_alloc_install();
         alloc_fail_on(threads[i]);
-        tu_alloc_stats st = tu_alloc_get();
-        if (st.allocs != st.frees)
-            print_error("%u threads: %llu allocations, %llu frees at the end\n", threads[i],
-                        (unsigned long long)st.allocs, (unsigned long long)st.frees);
-        assert_int_equal(st.allocs, st.frees);
-        assert_int_equal(st.bytes_alloc, st.bytes_freed);
-        tu_alloc_uninstall();
+        char what[32];
+        snprintf(what, sizeof what, "%u threads", threads[i]);
+        tu_alloc_uninstall_expect_clean(what);
     }
 }
 
@@ -1320,12 +1218,12 @@ typedef struct stress_side {
 
 static void stress_side_make(stress_side *s, unsigned threads, int scheduled)
 {
-    s->pool = make_pool(threads);
+    s->pool = tu_make_pool(threads);
     s->d = make_dyn(s->pool, scheduled);
-    s->par[0] = rand_tensor(WEFT_F32, 2, (int64_t[]){SD, SH}, WEFT_INIT_XAVIER, 71, 0, 0);
-    s->par[1] = rand_tensor(WEFT_F32, 2, (int64_t[]){SH, SH}, WEFT_INIT_XAVIER, 72, 0, 0);
-    s->par[2] = rand_tensor(WEFT_F32, 1, (int64_t[]){SH}, WEFT_INIT_UNIFORM, 73, -0.1, 0.1);
-    s->par[3] = rand_tensor(WEFT_F32, 2, (int64_t[]){SH, 1}, WEFT_INIT_XAVIER, 74, 0, 0);
+    s->par[0] = tu_rand_tensor(WEFT_F32, 2, (int64_t[]){SD, SH}, WEFT_INIT_XAVIER, 71, 0, 0);
+    s->par[1] = tu_rand_tensor(WEFT_F32, 2, (int64_t[]){SH, SH}, WEFT_INIT_XAVIER, 72, 0, 0);
+    s->par[2] = tu_rand_tensor(WEFT_F32, 1, (int64_t[]){SH}, WEFT_INIT_UNIFORM, 73, -0.1, 0.1);
+    s->par[3] = tu_rand_tensor(WEFT_F32, 2, (int64_t[]){SH, 1}, WEFT_INIT_XAVIER, 74, 0, 0);
     for (int i = 0; i < SP; i++)
         s->grad[i] = zeros_like(s->par[i]);
     weft_optim_options oo = weft_optim_options_default(WEFT_OPTIM_MOMENTUM);
@@ -1403,10 +1301,10 @@ static void test_dynamic_stress_random_shapes_match_one_thread(void **state)
         size_t L = 1 + (size_t)tu_rng_below(&rng, LMAX);
         weft_tensor *xs[LMAX];
         for (size_t t = 0; t < L; t++)
-            xs[t] = rand_tensor(WEFT_F32, 2, (int64_t[]){B, SD}, WEFT_INIT_UNIFORM,
-                                1000u * (uint64_t)it + t, -1, 1);
-        weft_tensor *ty = rand_tensor(WEFT_F32, 2, (int64_t[]){B, 1}, WEFT_INIT_UNIFORM,
-                                      1000u * (uint64_t)it + 999, -1, 1);
+            xs[t] = tu_rand_tensor(WEFT_F32, 2, (int64_t[]){B, SD}, WEFT_INIT_UNIFORM,
+                                   1000u * (uint64_t)it + t, -1, 1);
+        weft_tensor *ty = tu_rand_tensor(WEFT_F32, 2, (int64_t[]){B, 1}, WEFT_INIT_UNIFORM,
+                                         1000u * (uint64_t)it + 999, -1, 1);
         float l1, l16;
         int b1, b16;
         stress_iteration(&one, xs, L, ty, &l1, &b1);
@@ -1417,7 +1315,7 @@ static void test_dynamic_stress_random_shapes_match_one_thread(void **state)
             max_nodes = st.nodes;
         int bad = b1 != b16 || memcmp(&l1, &l16, sizeof l1) != 0;
         for (int i = 0; i < SP && !bad; i++)
-            bad = !same_tensor(one.grad[i], many.grad[i]);
+            bad = !tu_same_tensor(one.grad[i], many.grad[i]);
         if (bad) {
             print_error("iteration %d (B=%lld, L=%zu): 16 threads differ from 1 (loss %.9g vs "
                         "%.9g, branch %d vs %d)\n", it, (long long)B, L, l16, l1, b16, b1);
@@ -1432,7 +1330,7 @@ static void test_dynamic_stress_random_shapes_match_one_thread(void **state)
         weft_tensor_destroy(ty);
     }
     for (int i = 0; i < SP; i++)
-        assert_true(same_tensor(one.par[i], many.par[i]));
+        assert_true(tu_same_tensor(one.par[i], many.par[i]));
     print_message("stress: %d iterations, up to %zu nodes, branches %d / %d\n", iters,
                   max_nodes, branches[0], branches[1]);
     stress_side_free(&one);
@@ -1441,50 +1339,14 @@ static void test_dynamic_stress_random_shapes_match_one_thread(void **state)
 
 /* ---- the benchmark at a tiny size ---------------------------------------------------- */
 
-/* Parses a command line of space-separated words into o (words point into a static
- * buffer). */
-static int parse_line(const char *line, bench_options *o)
-{
-    static char buf[512];
-    char *argv[32];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "%s", line);
-    for (char *t = strtok(buf, " "); t && argc < 32; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    return bench_options_parse(argc, argv, o);
-}
-
 /* Runs weft-bench's dynamic-overhead runner with stdout captured; returns its status. */
 static int run_bench_captured(const char *line, char **text)
 {
     bench_options o;
-    if (parse_line(line, &o) != 0)
+    if (tu_bench_parse(line, &o) != 0)
         return -2;
     assert_int_equal(o.workload, BENCH_WORKLOAD_DYNAMIC_OVERHEAD);
-    char path[128];
-    tu_temp_path(path, sizeof path, "dynbench");
-    fflush(stdout);
-    int saved = dup(STDOUT_FILENO);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, STDOUT_FILENO);
-    close(fd);
-    int rc = bench_run_dynamic(&o);
-    fflush(stdout);
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    size_t len = 0;
-    *text = tu_read_file(path, &len);
-    unlink(path);
-    return rc;
-}
-
-static size_t count_of(const char *text, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
+    return tu_bench_run_captured(bench_run_dynamic, &o, "dynbench", text);
 }
 
 /* weft-bench --workload dynamic-overhead through the whole runner at a tiny size: option
@@ -1493,7 +1355,7 @@ static void test_dynamic_overhead_bench_runs_tiny(void **state)
 {
     (void)state;
     bench_options o;
-    assert_int_equal(parse_line("weft-bench --workload dynamic-overhead", &o), 0);
+    assert_int_equal(tu_bench_parse("weft-bench --workload dynamic-overhead", &o), 0);
     assert_int_equal(o.size, 10000);
     assert_int_equal(o.iters, 10);
     char *text = NULL;
@@ -1503,12 +1365,12 @@ static void test_dynamic_overhead_bench_runs_tiny(void **state)
                      0);
     assert_non_null(text);
     /* one record per (graph, T); 2 reps x 2 rounds x 3 iterations */
-    assert_int_equal(count_of(text, "\"shape\":\"dynamic-overhead\""), 4);
-    assert_int_equal(count_of(text, "\"samples\":12,"), 4);
-    assert_int_equal(count_of(text, "\"ns_per_node\":"), 4);
-    assert_int_equal(count_of(text, "\"record_ns_per_node\":"), 4);
-    assert_int_equal(count_of(text, "\"target_ns_per_node\":500"), 4);
-    assert_int_equal(count_of(text, "\"target_met\":null"), 4); /* N = 100 < 1000 */
+    assert_int_equal(tu_count_substr(text, "\"shape\":\"dynamic-overhead\""), 4);
+    assert_int_equal(tu_count_substr(text, "\"samples\":12,"), 4);
+    assert_int_equal(tu_count_substr(text, "\"ns_per_node\":"), 4);
+    assert_int_equal(tu_count_substr(text, "\"record_ns_per_node\":"), 4);
+    assert_int_equal(tu_count_substr(text, "\"target_ns_per_node\":500"), 4);
+    assert_int_equal(tu_count_substr(text, "\"target_met\":null"), 4); /* N = 100 < 1000 */
     free(text);
     assert_int_equal(run_bench_captured("weft-bench --workload dynamic-overhead --size 1000 "
                                         "--iters 1 --threads 2 --reps 1 --rounds 1 --no-filter",
@@ -1516,7 +1378,7 @@ static void test_dynamic_overhead_bench_runs_tiny(void **state)
                      0);
     assert_non_null(strstr(text, "verification passed"));
     assert_non_null(strstr(text, "ns/node"));
-    assert_int_equal(count_of(text, "<= 500 ns, "), 2);
+    assert_int_equal(tu_count_substr(text, "<= 500 ns, "), 2);
     free(text);
 }
 
@@ -1535,7 +1397,7 @@ int main(void)
         cmocka_unit_test(test_dynamic_failed_evaluation_is_not_repeated),
         cmocka_unit_test(test_dynamic_argument_errors),
         cmocka_unit_test(test_dynamic_arena_stops_growing),
-        cmocka_unit_test_teardown(test_dynamic_alloc_failures_are_clean, uninstall_hook),
+        cmocka_unit_test_teardown(test_dynamic_alloc_failures_are_clean, tu_alloc_teardown),
         cmocka_unit_test(test_dynamic_stress_random_shapes_match_one_thread),
         cmocka_unit_test(test_dynamic_overhead_bench_runs_tiny),
     };

@@ -50,27 +50,10 @@
 
 #include "tests/util/tu_alloc.h"
 #include "tests/util/tu_common.h"
+#include "tests/util/tu_weft.h"
 #include "weft.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void expect_status(weft_status s, weft_status want, const char *what)
-{
-    if (s != want)
-        print_error("%s: got %s (%s), expected %s\n", what, weft_status_name(s),
-                    weft_last_error(), weft_status_name(want));
-    assert_int_equal(s, want);
-}
-#define OK(call) expect_status((call), WEFT_OK, #call)
-
-static weft_pool *make_pool(unsigned threads)
-{
-    weft_pool_options o = weft_pool_options_default();
-    o.threads = threads;
-    weft_pool *p = NULL;
-    OK(weft_pool_create(&o, &p));
-    return p;
-}
 
 /* Scheduled (inline_below_ns = 0) or inline (every plan below the threshold). */
 static weft_plan_options plan_opts(int memory_plan, int inline_run)
@@ -80,18 +63,6 @@ static weft_plan_options plan_opts(int memory_plan, int inline_run)
     po.inline_below_ns = inline_run ? 1e30 : 0;
     po.check_numerics = 0;
     return po;
-}
-
-static size_t tensor_bytes(const weft_tensor *t)
-{
-    return weft_tensor_numel(t) * weft_dtype_size(weft_tensor_dtype(t));
-}
-
-static size_t plan_allocations(weft_plan *plan)
-{
-    weft_plan_stats st;
-    OK(weft_plan_stats_get(plan, &st));
-    return st.allocations;
 }
 
 static int op_is(const char *op, const char *name)
@@ -1183,7 +1154,7 @@ static void result_fetches(result *res, rg *r, weft_plan *plan, int step)
     for (size_t i = 0; i < r->nfetch; i++) {
         const weft_tensor *t = NULL;
         OK(weft_plan_fetch(plan, i, &t));
-        result_add(res, weft_tensor_data_const(t), tensor_bytes(t), step, i);
+        result_add(res, weft_tensor_data_const(t), tu_tensor_bytes(t), step, i);
     }
 }
 
@@ -1192,7 +1163,7 @@ static void result_vars(result *res, rg *r)
     for (size_t i = 0; i < r->nvar; i++) {
         weft_tensor *t = NULL;
         OK(weft_tgraph_variable_tensor(r->g, r->var[i], &t));
-        result_add(res, weft_tensor_data_const(t), tensor_bytes(t), -1, i);
+        result_add(res, weft_tensor_data_const(t), tu_tensor_bytes(t), -1, i);
     }
 }
 
@@ -1247,7 +1218,7 @@ static int result_diff(const result *a, const result *ref, uint64_t seed, const 
 static void test_memplan_random_graphs_share_only_dead_buffers(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(4);
+    weft_pool *pool = tu_make_pool(4);
     const uint64_t seeds = TU_SCALE(1000, 60);
     size_t bad = 0, graphs = 0, nodes = 0, owners = 0, buffers = 0, fetched_shared = 0;
     vg V = {0};
@@ -1315,7 +1286,7 @@ static void test_memplan_random_graphs_share_only_dead_buffers(void **state)
 static void test_memplan_validator_rejects_overlapping_buffers(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     size_t refused_all = 0, refused_fetch = 0, refused_inplace = 0, tried_fetch = 0,
            tried_inplace = 0, graphs = 0;
     for (uint64_t seed = 0; seed < TU_SCALE(40, 10); seed++) {
@@ -1406,7 +1377,7 @@ static void test_memplan_random_graphs_match_unplanned_runs(void **state)
     enum { NP = sizeof threads / sizeof *threads };
     weft_pool *pools[NP];
     for (int i = 0; i < NP; i++)
-        pools[i] = make_pool(threads[i]);
+        pools[i] = tu_make_pool(threads[i]);
     int bad = 0;
     size_t compared = 0;
     const uint64_t seeds = TU_SCALE(160, 16);
@@ -1443,7 +1414,7 @@ static void test_memplan_random_graphs_match_unplanned_runs(void **state)
 static void test_memplan_random_graphs_stress_on_16_threads(void **state)
 {
     (void)state;
-    weft_pool *p16 = make_pool(16), *p1 = make_pool(1);
+    weft_pool *p16 = tu_make_pool(16), *p1 = tu_make_pool(1);
     int bad = 0;
     const uint64_t seeds = TU_SCALE(24, 10);
     const int steps = TU_SCALE(12, 5);
@@ -1560,7 +1531,7 @@ static void mlp_feed_free(mlp_feed *f)
 static void test_memplan_mlp_training_plans_less_memory(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(4);
+    weft_pool *pool = tu_make_pool(4);
     mlp m[2];
     mlp_feed f[2];
     weft_plan *plan[2];
@@ -1599,7 +1570,8 @@ static void test_memplan_mlp_training_plans_less_memory(void **state)
         weft_tensor *a = NULL, *b = NULL;
         OK(weft_tgraph_variable_tensor(m[0].g, m[0].var[i], &a));
         OK(weft_tgraph_variable_tensor(m[1].g, m[1].var[i], &b));
-        assert_memory_equal(weft_tensor_data_const(a), weft_tensor_data_const(b), tensor_bytes(a));
+        assert_memory_equal(weft_tensor_data_const(a), weft_tensor_data_const(b),
+                            tu_tensor_bytes(a));
     }
     for (int mp = 0; mp < 2; mp++) {
         weft_plan_destroy(plan[mp]);
@@ -1611,37 +1583,12 @@ static void test_memplan_mlp_training_plans_less_memory(void **state)
 
 /* ---- 4. no allocation after the first run ---------------------------------------------- */
 
-/* Runs n times; 1 (after printing) if the hook or the plan saw an allocation. */
-static int runs_allocate_nothing(weft_plan *plan, size_t nfeeds, const weft_feed *feeds, int n,
-                                 const char *what)
-{
-    size_t plan_before = plan_allocations(plan);
-    uint64_t before = tu_alloc_get().attempts;
-    for (int i = 0; i < n; i++)
-        OK(weft_plan_run(plan, nfeeds, feeds));
-    uint64_t after = tu_alloc_get().attempts;
-    size_t plan_after = plan_allocations(plan);
-    if (after == before && plan_after == plan_before)
-        return 0;
-    print_error("%s: %llu allocations through the hook and %zu buffer allocations in %d runs "
-                "with the same feed shapes\n",
-                what, (unsigned long long)(after - before), plan_after - plan_before, n);
-    return 1;
-}
-
-static int uninstall_hook(void **state)
-{
-    (void)state;
-    tu_alloc_uninstall();
-    return 0;
-}
-
 /* One run at batch `b`; 1 (after printing) if it allocated a buffer. */
 static int run_at(weft_plan *plan, const weft_feed *f, int64_t b, const char *what)
 {
-    size_t before = plan_allocations(plan);
+    size_t before = tu_plan_allocations(plan);
     OK(weft_plan_run(plan, 2, f));
-    size_t got = plan_allocations(plan) - before;
+    size_t got = tu_plan_allocations(plan) - before;
     print_message("  batch %lld (%s): %zu buffer allocations\n", (long long)b, what, got);
     return got != 0;
 }
@@ -1652,7 +1599,7 @@ static void test_memplan_no_allocation_after_first_run(void **state)
     int bad = 0;
     tu_alloc_install();
     {
-        weft_pool *pool = make_pool(4);
+        weft_pool *pool = tu_make_pool(4);
         /* the MLP with an open batch: 128, then 200 and back, then 64 and back */
         mlp m;
         mlp_build(&m, WEFT_DIM_ANY);
@@ -1666,16 +1613,18 @@ static void test_memplan_no_allocation_after_first_run(void **state)
             OK(weft_plan_create(m.g, pool, 1, &m.loss, MLP_NVAR, m.upd, &po, &plan));
             OK(weft_plan_run(plan, 2, f128.f));
             print_message("MLP, %s: first run %zu buffer allocations\n",
-                          inl ? "inline" : "scheduled", plan_allocations(plan));
-            bad += runs_allocate_nothing(plan, 2, f128.f, TU_SCALE(10, 3), "batch 128");
+                          inl ? "inline" : "scheduled", tu_plan_allocations(plan));
+            bad += tu_plan_runs_allocate_nothing(plan, 2, f128.f, TU_SCALE(10, 3), "batch 128");
             run_at(plan, f200.f, 200, "grow");
-            bad += runs_allocate_nothing(plan, 2, f200.f, TU_SCALE(5, 2), "batch 200");
+            bad += tu_plan_runs_allocate_nothing(plan, 2, f200.f, TU_SCALE(5, 2), "batch 200");
             bad += run_at(plan, f128.f, 128, "back");
-            bad += runs_allocate_nothing(plan, 2, f128.f, TU_SCALE(5, 2), "batch 128 again");
+            bad += tu_plan_runs_allocate_nothing(plan, 2, f128.f, TU_SCALE(5, 2),
+                                                 "batch 128 again");
             run_at(plan, f64.f, 64, "shrink");
-            bad += runs_allocate_nothing(plan, 2, f64.f, TU_SCALE(5, 2), "batch 64");
+            bad += tu_plan_runs_allocate_nothing(plan, 2, f64.f, TU_SCALE(5, 2), "batch 64");
             bad += run_at(plan, f128.f, 128, "back");
-            bad += runs_allocate_nothing(plan, 2, f128.f, TU_SCALE(5, 2), "batch 128 once more");
+            bad += tu_plan_runs_allocate_nothing(plan, 2, f128.f, TU_SCALE(5, 2),
+                                                 "batch 128 once more");
             weft_plan_destroy(plan);
         }
         mlp_feed_free(&f128);
@@ -1691,18 +1640,13 @@ static void test_memplan_no_allocation_after_first_run(void **state)
             OK(weft_plan_run(plan, r.nph, r.feeds));
             char what[48];
             snprintf(what, sizeof what, "random graph %llu", (unsigned long long)seed);
-            bad += runs_allocate_nothing(plan, r.nph, r.feeds, 3, what);
+            bad += tu_plan_runs_allocate_nothing(plan, r.nph, r.feeds, 3, what);
             weft_plan_destroy(plan);
             rg_free(&r);
         }
         weft_pool_destroy(pool);
     }
-    tu_alloc_stats st = tu_alloc_get();
-    tu_alloc_uninstall();
-    assert_int_equal(st.allocs, st.frees);
-    assert_int_equal(st.bytes_alloc, st.bytes_freed);
-    assert_int_equal(st.bad_free, 0);
-    assert_int_equal(st.bad_align, 0);
+    tu_alloc_uninstall_expect_clean("no allocation after the first run");
     assert_int_equal(bad, 0);
 }
 
@@ -1720,7 +1664,7 @@ static void test_memplan_late_reader_runs_before_the_update(void **state)
     for (int threads = 1; threads <= 4; threads += 3)
         for (int inl = 0; inl < 2; inl++)
             for (int mp = 0; mp < 2; mp++) {
-                weft_pool *pool = make_pool((unsigned)threads);
+                weft_pool *pool = tu_make_pool((unsigned)threads);
                 weft_tgraph *g = NULL;
                 OK(weft_tgraph_create(&g));
                 int64_t d4 = 4;
@@ -1817,7 +1761,7 @@ static void test_memplan_matmul_acc_never_overwrites_its_operand(void **state)
 {
     (void)state;
     static const char *const names[2] = {"residual a @ W + a", "v @ M + reshape(reshape(v))"};
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     int bad = 0;
     for (int kind = 0; kind < 2; kind++) {
         double got[2][30];
@@ -1868,7 +1812,7 @@ int main(void)
         cmocka_unit_test(test_memplan_random_graphs_match_unplanned_runs),
         cmocka_unit_test(test_memplan_random_graphs_stress_on_16_threads),
         cmocka_unit_test(test_memplan_mlp_training_plans_less_memory),
-        cmocka_unit_test_teardown(test_memplan_no_allocation_after_first_run, uninstall_hook),
+        cmocka_unit_test_teardown(test_memplan_no_allocation_after_first_run, tu_alloc_teardown),
         cmocka_unit_test(test_memplan_matmul_acc_never_overwrites_its_operand),
         cmocka_unit_test(test_memplan_late_reader_runs_before_the_update),
     };

@@ -36,44 +36,10 @@
 #include <string.h>
 
 #include "tests/util/tu_common.h"
+#include "tests/util/tu_weft.h"
 #include "weft.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void expect_status(weft_status s, weft_status want, const char *what)
-{
-    if (s != want)
-        print_error("%s: got %s (%s), expected %s\n", what, weft_status_name(s),
-                    weft_last_error(), weft_status_name(want));
-    assert_int_equal(s, want);
-}
-#define OK(call) expect_status((call), WEFT_OK, #call)
-#define FAILS(call, want) expect_status((call), (want), #call)
-
-/* The last error message contains every one of the NULL-terminated strings. */
-static void expect_message(const char *what, ...)
-{
-    const char *msg = weft_last_error();
-    va_list ap;
-    va_start(ap, what);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *)) {
-        if (!strstr(msg, s)) {
-            print_error("%s: message \"%s\" does not contain \"%s\"\n", what, msg, s);
-            va_end(ap);
-            fail();
-        }
-    }
-    va_end(ap);
-}
-
-static weft_pool *make_pool(unsigned threads)
-{
-    weft_pool_options o = weft_pool_options_default();
-    o.threads = threads;
-    weft_pool *p = NULL;
-    OK(weft_pool_create(&o, &p));
-    return p;
-}
 
 static weft_plan_options sched_opts(void)
 {
@@ -96,64 +62,12 @@ static weft_optim *make_optim(const weft_optim_options *o)
     return opt;
 }
 
-/* A tensor of dtype dt holding vals (converted). */
-static weft_tensor *tensor_of(weft_dtype dt, size_t ndim, const int64_t *dims,
-                              const double *vals)
-{
-    weft_tensor *t = NULL;
-    OK(weft_tensor_create(dt, ndim, dims, &t));
-    size_t n = weft_tensor_numel(t);
-    if (dt == WEFT_F64) {
-        OK(weft_tensor_copy_from(t, vals, n * sizeof(double)));
-    } else {
-        assert_int_equal(dt, WEFT_F32);
-        float *f = malloc(n * sizeof *f + 1);
-        assert_non_null(f);
-        for (size_t i = 0; i < n; i++)
-            f[i] = (float)vals[i];
-        OK(weft_tensor_copy_from(t, f, n * sizeof *f));
-        free(f);
-    }
-    return t;
-}
-
-static void tensor_set(weft_tensor *t, const double *vals)
-{
-    size_t n = weft_tensor_numel(t);
-    if (weft_tensor_dtype(t) == WEFT_F64) {
-        OK(weft_tensor_copy_from(t, vals, n * sizeof(double)));
-        return;
-    }
-    float *f = malloc(n * sizeof *f + 1);
-    assert_non_null(f);
-    for (size_t i = 0; i < n; i++)
-        f[i] = (float)vals[i];
-    OK(weft_tensor_copy_from(t, f, n * sizeof *f));
-    free(f);
-}
-
 /* out[i] = element i of t, as a double. */
 static void tensor_values(const weft_tensor *t, double *out)
 {
     size_t n = weft_tensor_numel(t);
     for (size_t i = 0; i < n; i++)
         OK(weft_tensor_get(t, i, &out[i]));
-}
-
-static size_t tensor_bytes(const weft_tensor *t)
-{
-    return weft_tensor_numel(t) * weft_dtype_size(weft_tensor_dtype(t));
-}
-
-/* A malloc'd copy of the bytes of t. */
-static unsigned char *bytes_of(const weft_tensor *t, size_t *n)
-{
-    size_t b = tensor_bytes(t);
-    unsigned char *out = malloc(b + 1);
-    assert_non_null(out);
-    OK(weft_tensor_copy_to(t, out, b));
-    *n = b;
-    return out;
 }
 
 /* Uniform in [lo, hi), rounded to float for an f32 test so that the tensor and the
@@ -332,8 +246,10 @@ static void test_optim_step_matches_formulas(void **state)
                     w0[i] = (i % 2 ? -1 : 1) * rnd(&rng, 0.5, 1.5, dt);
                 for (int i = 0; i < N1; i++)
                     w1[i] = (i % 2 ? 1 : -1) * rnd(&rng, 0.5, 1.5, dt);
-                weft_tensor *p[2] = {tensor_of(dt, 2, dims0, w0), tensor_of(dt, 1, dims1, w1)};
-                weft_tensor *g[2] = {tensor_of(dt, 2, dims0, w0), tensor_of(dt, 1, dims1, w1)};
+                weft_tensor *p[2] = {tu_tensor_of(dt, 2, dims0, w0),
+                                     tu_tensor_of(dt, 1, dims1, w1)};
+                weft_tensor *g[2] = {tu_tensor_of(dt, 2, dims0, w0),
+                                     tu_tensor_of(dt, 1, dims1, w1)};
                 ref_param r[2];
                 ref_init(&r[0], N0, w0);
                 ref_init(&r[1], N1, w1);
@@ -343,8 +259,8 @@ static void test_optim_step_matches_formulas(void **state)
                         g0[i] = rnd(&rng, -1, 1, dt);
                     for (int i = 0; i < N1; i++)
                         g1[i] = rnd(&rng, -1, 1, dt);
-                    tensor_set(g[0], g0);
-                    tensor_set(g[1], g1);
+                    tu_tensor_set(g[0], g0);
+                    tu_tensor_set(g[1], g1);
                     OK(weft_optim_step(opt, NULL, 2, p, (const weft_tensor *const *)g));
                     ref_step(&o, o.lr, &r[0], g0);
                     ref_step(&o, o.lr, &r[1], g1);
@@ -393,8 +309,8 @@ static void test_optim_step_hand_worked_examples(void **state)
         o.lr = 0.1;
         o.weight_decay = 0.01;
         weft_optim *opt = make_optim(&o);
-        weft_tensor *p = tensor_of(dt, 1, two, (const double[]){1, -2});
-        weft_tensor *g = tensor_of(dt, 1, two, (const double[]){0.5, 0.25});
+        weft_tensor *p = tu_tensor_of(dt, 1, two, (const double[]){1, -2});
+        weft_tensor *g = tu_tensor_of(dt, 1, two, (const double[]){0.5, 0.25});
         OK(weft_optim_step(opt, NULL, 1, &p, (const weft_tensor *const *)&g));
         tensor_values(p, got);
         snprintf(what, sizeof what, "sgd %s", weft_dtype_name(dt));
@@ -409,8 +325,8 @@ static void test_optim_step_hand_worked_examples(void **state)
         o.momentum = 0.9;
         o.weight_decay = 0.01;
         opt = make_optim(&o);
-        p = tensor_of(dt, 1, two, (const double[]){1, -2});
-        g = tensor_of(dt, 1, two, (const double[]){0.5, 0.25});
+        p = tu_tensor_of(dt, 1, two, (const double[]){1, -2});
+        g = tu_tensor_of(dt, 1, two, (const double[]){0.5, 0.25});
         OK(weft_optim_step(opt, NULL, 1, &p, (const weft_tensor *const *)&g));
         snprintf(what, sizeof what, "momentum %s step 1", weft_dtype_name(dt));
         tensor_values(p, got);
@@ -431,8 +347,8 @@ static void test_optim_step_hand_worked_examples(void **state)
         o = weft_optim_options_default(WEFT_OPTIM_ADAM);
         o.lr = 0.1;
         opt = make_optim(&o);
-        p = tensor_of(dt, 1, two, (const double[]){1, -2});
-        g = tensor_of(dt, 1, two, (const double[]){0.5, -0.25});
+        p = tu_tensor_of(dt, 1, two, (const double[]){1, -2});
+        g = tu_tensor_of(dt, 1, two, (const double[]){0.5, -0.25});
         static const double adam_w[2][2] = {{0.900000002, -1.900000004},
                                             {0.800000004, -1.800000008}};
         static const double adam_m[2][2] = {{0.05, -0.025}, {0.095, -0.0475}};
@@ -458,8 +374,8 @@ static void test_optim_step_hand_worked_examples(void **state)
         o.lr = 0.1;
         o.weight_decay = 0.5;
         opt = make_optim(&o);
-        p = tensor_of(dt, 1, one, (const double[]){1});
-        g = tensor_of(dt, 1, one, (const double[]){0.5});
+        p = tu_tensor_of(dt, 1, one, (const double[]){1});
+        g = tu_tensor_of(dt, 1, one, (const double[]){0.5});
         OK(weft_optim_step(opt, NULL, 1, &p, (const weft_tensor *const *)&g));
         snprintf(what, sizeof what, "adam wd %s", weft_dtype_name(dt));
         tensor_values(p, got);
@@ -558,7 +474,7 @@ static void lin_collect(lin_result *r, lin_model *m, weft_optim *opt)
     for (int i = 0; i < 2; i++) {
         weft_tensor *t = NULL;
         OK(weft_tgraph_variable_tensor(m->g, m->var[i], &t));
-        r->var[i] = bytes_of(t, &r->var_bytes[i]);
+        r->var[i] = tu_tensor_copy_bytes(t, &r->var_bytes[i]);
     }
     r->nstate = weft_optim_state_count(opt);
     r->state_bytes = 0;
@@ -568,7 +484,7 @@ static void lin_collect(lin_result *r, lin_model *m, weft_optim *opt)
         weft_tensor *t = NULL;
         OK(weft_optim_state(opt, i, &nm, &t));
         size_t n = 0;
-        unsigned char *b = bytes_of(t, &n);
+        unsigned char *b = tu_tensor_copy_bytes(t, &n);
         unsigned char *grown = realloc(r->state, r->state_bytes + n + 1);
         assert_non_null(grown);
         r->state = grown;
@@ -582,7 +498,7 @@ static void record_loss(lin_result *r, int s, weft_plan *plan)
 {
     const weft_tensor *l = NULL;
     OK(weft_plan_fetch(plan, 0, &l));
-    size_t n = tensor_bytes(l);
+    size_t n = tu_tensor_bytes(l);
     assert_true(n <= 8);
     OK(weft_tensor_copy_to(l, r->loss[s], n));
     r->loss_bytes = n;
@@ -593,7 +509,7 @@ static void lin_train_static(weft_optim_kind kind, weft_dtype dt, unsigned threa
                              lin_result *r)
 {
     memset(r, 0, sizeof *r);
-    weft_pool *pool = make_pool(threads);
+    weft_pool *pool = tu_make_pool(threads);
     lin_model m;
     lin_build(&m, dt);
     weft_optim_options o = lin_options(kind);
@@ -623,7 +539,7 @@ static void lin_train_eager(weft_optim_kind kind, weft_dtype dt, unsigned thread
                             lin_result *r)
 {
     memset(r, 0, sizeof *r);
-    weft_pool *pool = make_pool(threads);
+    weft_pool *pool = tu_make_pool(threads);
     lin_model m;
     lin_build(&m, dt);
     weft_optim_options o = lin_options(kind);
@@ -741,7 +657,7 @@ static void test_optim_set_lr_takes_effect_next_run_and_next_step(void **state)
     const int64_t dims[1] = {N};
     const double w0[N] = {1.0, -0.75, 0.5, 1.25, -1.5, 0.875};
     const double c[N] = {0.5, -0.25, 1.0, 0.125, -0.625, 0.75};
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     for (int k = 0; k < 3; k++)
         for (int eager = 0; eager < 2; eager++) {
             weft_optim_options o = weft_optim_options_default(kinds[k]);
@@ -756,15 +672,15 @@ static void test_optim_set_lr_takes_effect_next_run_and_next_step(void **state)
             weft_plan *plan = NULL;
             weft_tensor *param = NULL, *grad = NULL;
             if (eager) {
-                param = tensor_of(WEFT_F64, 1, dims, w0);
-                grad = tensor_of(WEFT_F64, 1, dims, c);
+                param = tu_tensor_of(WEFT_F64, 1, dims, w0);
+                grad = tu_tensor_of(WEFT_F64, 1, dims, c);
             } else {
                 OK(weft_tgraph_create(&g));
                 weft_value w, cv, prod, loss, upd;
-                weft_tensor *t = tensor_of(WEFT_F64, 1, dims, w0);
+                weft_tensor *t = tu_tensor_of(WEFT_F64, 1, dims, w0);
                 OK(weft_tgraph_variable(g, t, "w", &w));
                 weft_tensor_destroy(t);
-                t = tensor_of(WEFT_F64, 1, dims, c);
+                t = tu_tensor_of(WEFT_F64, 1, dims, c);
                 OK(weft_tgraph_constant(g, t, "c", &cv));
                 weft_tensor_destroy(t);
                 OK(weft_op_mul(g, w, cv, &prod));
@@ -793,7 +709,7 @@ static void test_optim_set_lr_takes_effect_next_run_and_next_step(void **state)
             FAILS(weft_optim_set_lr(opt, -1.0), WEFT_ERR_INVALID_ARG);
             FAILS(weft_optim_set_lr(opt, NAN), WEFT_ERR_INVALID_ARG);
             FAILS(weft_optim_set_lr(opt, INFINITY), WEFT_ERR_INVALID_ARG);
-            expect_message("set_lr", "weft_optim_set_lr", (const char *)NULL);
+            tu_expect_message("set_lr", "weft_optim_set_lr", (const char *)NULL);
             assert_true(weft_optim_lr(opt) == 0.025);
             weft_plan_destroy(plan);
             weft_optim_destroy(opt);
@@ -825,8 +741,10 @@ static void test_optim_state_count_names_and_contents(void **state)
         o.lr = 0.05;
         weft_optim *opt = make_optim(&o);
         assert_int_equal(weft_optim_state_count(opt), 0);
-        weft_tensor *p0 = tensor_of(WEFT_F32, 2, d0, w0), *p1 = tensor_of(WEFT_F32, 1, d1, w1);
-        weft_tensor *gr0 = tensor_of(WEFT_F32, 2, d0, g0), *gr1 = tensor_of(WEFT_F32, 1, d1, g1);
+        weft_tensor *p0 = tu_tensor_of(WEFT_F32, 2, d0, w0);
+        weft_tensor *p1 = tu_tensor_of(WEFT_F32, 1, d1, w1);
+        weft_tensor *gr0 = tu_tensor_of(WEFT_F32, 2, d0, g0);
+        weft_tensor *gr1 = tu_tensor_of(WEFT_F32, 1, d1, g1);
         ref_param r0, r1;
         double w0f[6], w1f[4], g0f[6], g1f[4];
         tensor_values(p0, w0f);
@@ -898,15 +816,15 @@ static void test_optim_state_count_names_and_contents(void **state)
 static void test_optim_state_of_minimize_counts_runs(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     weft_tgraph *g = NULL;
     OK(weft_tgraph_create(&g));
     const int64_t dims[1] = {3};
     weft_value a, b, ab, loss, vars[2], upd[2];
-    weft_tensor *t = tensor_of(WEFT_F64, 1, dims, (const double[]){1, 2, 3});
+    weft_tensor *t = tu_tensor_of(WEFT_F64, 1, dims, (const double[]){1, 2, 3});
     OK(weft_tgraph_variable(g, t, "a", &a));
     weft_tensor_destroy(t);
-    t = tensor_of(WEFT_F64, 1, dims, (const double[]){-1, 0.5, 2});
+    t = tu_tensor_of(WEFT_F64, 1, dims, (const double[]){-1, 0.5, 2});
     OK(weft_tgraph_variable(g, t, "b", &b));
     weft_tensor_destroy(t);
     OK(weft_op_mul(g, a, b, &ab));
@@ -959,7 +877,7 @@ static void expect_create_fails(const weft_optim_options *o, const char *what,
         print_error("%s: got %s\n", what, weft_status_name(s));
     assert_int_equal(s, WEFT_ERR_INVALID_ARG);
     assert_null(opt);
-    expect_message(what, "weft_optim_create", mention, (const char *)NULL);
+    tu_expect_message(what, "weft_optim_create", mention, (const char *)NULL);
 }
 
 static void test_optim_bad_options_are_refused(void **state)
@@ -1032,7 +950,7 @@ static void test_optim_minimize_refuses_non_variables_and_null(void **state)
     const int64_t dims[1] = {3};
     weft_value x, w, c, xw, loss, upd[2];
     OK(weft_tgraph_placeholder(g, WEFT_F64, 1, dims, "x", &x));
-    weft_tensor *t = tensor_of(WEFT_F64, 1, dims, (const double[]){1, 2, 3});
+    weft_tensor *t = tu_tensor_of(WEFT_F64, 1, dims, (const double[]){1, 2, 3});
     OK(weft_tgraph_variable(g, t, "w", &w));
     OK(weft_tgraph_constant(g, t, "c", &c));
     weft_tensor_destroy(t);
@@ -1045,8 +963,8 @@ static void test_optim_minimize_refuses_non_variables_and_null(void **state)
     for (int i = 0; i < 3; i++) {
         weft_value vars[2] = {w, bad[i]};
         FAILS(weft_optim_minimize(opt, g, loss, 2, vars, upd), WEFT_ERR_INVALID_ARG);
-        expect_message("minimize with a non-variable", "weft_optim_minimize", "vars[1]",
-                       "not a variable", bad_op[i], (const char *)NULL);
+        tu_expect_message("minimize with a non-variable", "weft_optim_minimize", "vars[1]",
+                          "not a variable", bad_op[i], (const char *)NULL);
         assert_int_equal(weft_optim_state_count(opt), 0);
     }
     weft_value unknown = {9999};
@@ -1079,18 +997,18 @@ static void test_optim_step_refuses_mismatched_shapes_and_dtypes(void **state)
     o.lr = 0.1;
     weft_optim *opt = make_optim(&o);
     const double w0[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    weft_tensor *p = tensor_of(WEFT_F32, 2, (const int64_t[]){3, 4}, w0);
-    weft_tensor *g_shape = tensor_of(WEFT_F32, 2, (const int64_t[]){4, 3}, w0);
-    weft_tensor *g_dtype = tensor_of(WEFT_F64, 2, (const int64_t[]){3, 4}, w0);
-    weft_tensor *g_ok = tensor_of(WEFT_F32, 2, (const int64_t[]){3, 4}, w0);
+    weft_tensor *p = tu_tensor_of(WEFT_F32, 2, (const int64_t[]){3, 4}, w0);
+    weft_tensor *g_shape = tu_tensor_of(WEFT_F32, 2, (const int64_t[]){4, 3}, w0);
+    weft_tensor *g_dtype = tu_tensor_of(WEFT_F64, 2, (const int64_t[]){3, 4}, w0);
+    weft_tensor *g_ok = tu_tensor_of(WEFT_F32, 2, (const int64_t[]){3, 4}, w0);
     const weft_tensor *g;
 
     g = g_shape;
     FAILS(weft_optim_step(opt, NULL, 1, &p, &g), WEFT_ERR_INVALID_ARG);
-    expect_message("shape mismatch", "optim_update", "[3,4]", "[4,3]", (const char *)NULL);
+    tu_expect_message("shape mismatch", "optim_update", "[3,4]", "[4,3]", (const char *)NULL);
     g = g_dtype;
     FAILS(weft_optim_step(opt, NULL, 1, &p, &g), WEFT_ERR_INVALID_ARG);
-    expect_message("dtype mismatch", "optim_update", "f32", "f64", (const char *)NULL);
+    tu_expect_message("dtype mismatch", "optim_update", "f32", "f64", (const char *)NULL);
     double got[12];
     tensor_values(p, got);
     expect_near("parameter after refused steps", 12, got, w0, 0, 1);
@@ -1101,7 +1019,7 @@ static void test_optim_step_refuses_mismatched_shapes_and_dtypes(void **state)
     OK(weft_tensor_create(WEFT_I32, 1, (const int64_t[]){4}, &gi));
     g = gi;
     FAILS(weft_optim_step(opt, NULL, 1, &pi, &g), WEFT_ERR_INVALID_ARG);
-    expect_message("i32 parameter", "optim_update", "i32", (const char *)NULL);
+    tu_expect_message("i32 parameter", "optim_update", "i32", (const char *)NULL);
 
     /* a good step afterwards is the first step */
     g = g_ok;
@@ -1134,14 +1052,14 @@ static void test_optim_refused_step_changes_nothing(void **state)
     weft_optim_options o = weft_optim_options_default(WEFT_OPTIM_MOMENTUM);
     weft_optim *opt = make_optim(&o);
     const double w0[4] = {1, 2, 3, 4};
-    weft_tensor *p0 = tensor_of(WEFT_F64, 1, (const int64_t[]){4}, w0);
-    weft_tensor *p1 = tensor_of(WEFT_F64, 1, (const int64_t[]){4}, w0);
-    weft_tensor *g_ok = tensor_of(WEFT_F64, 1, (const int64_t[]){4}, w0);
-    weft_tensor *g_bad = tensor_of(WEFT_F64, 1, (const int64_t[]){2}, w0);
+    weft_tensor *p0 = tu_tensor_of(WEFT_F64, 1, (const int64_t[]){4}, w0);
+    weft_tensor *p1 = tu_tensor_of(WEFT_F64, 1, (const int64_t[]){4}, w0);
+    weft_tensor *g_ok = tu_tensor_of(WEFT_F64, 1, (const int64_t[]){4}, w0);
+    weft_tensor *g_bad = tu_tensor_of(WEFT_F64, 1, (const int64_t[]){2}, w0);
     weft_tensor *ps[2] = {p0, p1};
     const weft_tensor *gs[2] = {g_ok, g_bad};
     FAILS(weft_optim_step(opt, NULL, 2, ps, gs), WEFT_ERR_INVALID_ARG);
-    expect_message("params[1] mismatched", "optim_update", "[4]", "[2]", (const char *)NULL);
+    tu_expect_message("params[1] mismatched", "optim_update", "[4]", "[2]", (const char *)NULL);
     double got[4];
     tensor_values(p0, got);
     expect_near("params[0] after a step refused for params[1]", 4, got, w0, 0, 1);
@@ -1161,16 +1079,16 @@ static void test_optim_step_null_arguments(void **state)
     (void)state;
     weft_optim_options o = weft_optim_options_default(WEFT_OPTIM_MOMENTUM);
     weft_optim *opt = make_optim(&o);
-    weft_tensor *p = tensor_of(WEFT_F64, 1, (const int64_t[]){2}, (const double[]){1, 2});
+    weft_tensor *p = tu_tensor_of(WEFT_F64, 1, (const int64_t[]){2}, (const double[]){1, 2});
     const weft_tensor *g = p;
     weft_tensor *pnull = NULL;
     const weft_tensor *gnull = NULL;
     FAILS(weft_optim_step(NULL, NULL, 1, &p, &g), WEFT_ERR_INVALID_ARG);
-    expect_message("NULL optim", "weft_optim_step", (const char *)NULL);
+    tu_expect_message("NULL optim", "weft_optim_step", (const char *)NULL);
     FAILS(weft_optim_step(opt, NULL, 1, NULL, &g), WEFT_ERR_INVALID_ARG);
     FAILS(weft_optim_step(opt, NULL, 1, &p, NULL), WEFT_ERR_INVALID_ARG);
     FAILS(weft_optim_step(opt, NULL, 1, &pnull, &g), WEFT_ERR_INVALID_ARG);
-    expect_message("NULL params[0]", "weft_optim_step", "params[0]", (const char *)NULL);
+    tu_expect_message("NULL params[0]", "weft_optim_step", "params[0]", (const char *)NULL);
     FAILS(weft_optim_step(opt, NULL, 1, &p, &gnull), WEFT_ERR_INVALID_ARG);
     /* n = 0 is a no-op, arrays or not */
     OK(weft_optim_step(opt, NULL, 0, NULL, NULL));
@@ -1196,7 +1114,7 @@ static void test_optim_attach_creates_state_without_stepping(void **state)
     OK(weft_optim_create(&o, &opt));
     int64_t d[1] = {3};
     const double w0[3] = {1, -2, 3}, w1v[3] = {4, 5, 6};
-    weft_tensor *w[2] = {tensor_of(WEFT_F64, 1, d, w0), tensor_of(WEFT_F64, 1, d, w1v)};
+    weft_tensor *w[2] = {tu_tensor_of(WEFT_F64, 1, d, w0), tu_tensor_of(WEFT_F64, 1, d, w1v)};
     OK(weft_optim_attach(opt, 2, w));
     OK(weft_optim_attach(opt, 2, w)); /* known parameters: nothing new */
     assert_int_equal(weft_optim_state_count(opt), 6);
@@ -1227,8 +1145,8 @@ static void test_optim_subnormal_state_is_flushed(void **state)
         OK(weft_optim_create(&o, &opt));
         int64_t d[1] = {1};
         const double one = 1, zero = 0;
-        weft_tensor *w = tensor_of(dts[k], 1, d, &zero), *g1 = tensor_of(dts[k], 1, d, &one),
-                    *g0 = tensor_of(dts[k], 1, d, &zero);
+        weft_tensor *w = tu_tensor_of(dts[k], 1, d, &zero), *g1 = tu_tensor_of(dts[k], 1, d, &one),
+                    *g0 = tu_tensor_of(dts[k], 1, d, &zero);
         OK(weft_optim_step(opt, NULL, 1, &w, (const weft_tensor *const *)&g1));
         /* b halves every step with a zero gradient: after 130 (f32) or 1030 (f64) steps it
          * would be 2^-130 / 2^-1030, subnormal but not yet 0; flushed, it is exactly 0 */
@@ -1255,7 +1173,7 @@ static void test_optim_large_parameter_pool_equals_no_pool(void **state)
     static const weft_optim_kind kinds[3] = {WEFT_OPTIM_SGD, WEFT_OPTIM_MOMENTUM,
                                              WEFT_OPTIM_ADAM};
     static const weft_dtype dts[2] = {WEFT_F32, WEFT_F64};
-    weft_pool *pool = make_pool(4);
+    weft_pool *pool = tu_make_pool(4);
     double *w0 = malloc(n * sizeof *w0), *gv = malloc(3 * n * sizeof *gv);
     assert_true(w0 && gv);
     for (int k = 0; k < 3; k++)
@@ -1271,12 +1189,12 @@ static void test_optim_large_parameter_pool_equals_no_pool(void **state)
             o.lr = 0.02;
             o.weight_decay = 0.01;
             weft_optim *with_pool = make_optim(&o), *no_pool = make_optim(&o);
-            weft_tensor *pa = tensor_of(dt, 1, dims, w0), *pb = tensor_of(dt, 1, dims, w0);
-            weft_tensor *g = tensor_of(dt, 1, dims, gv);
+            weft_tensor *pa = tu_tensor_of(dt, 1, dims, w0), *pb = tu_tensor_of(dt, 1, dims, w0);
+            weft_tensor *g = tu_tensor_of(dt, 1, dims, gv);
             ref_param r;
             ref_init(&r, n, w0);
             for (int s = 0; s < 3; s++) {
-                tensor_set(g, gv + (size_t)s * n);
+                tu_tensor_set(g, gv + (size_t)s * n);
                 OK(weft_optim_step(with_pool, pool, 1, &pa, (const weft_tensor *const *)&g));
                 OK(weft_optim_step(no_pool, NULL, 1, &pb, (const weft_tensor *const *)&g));
                 ref_step(&o, o.lr, &r, gv + (size_t)s * n);
@@ -1285,7 +1203,7 @@ static void test_optim_large_parameter_pool_equals_no_pool(void **state)
             snprintf(what, sizeof what, "%s %s, %zu elements", kind_name(kinds[k]),
                      weft_dtype_name(dt), n);
             size_t ba = 0, bb = 0;
-            unsigned char *xa = bytes_of(pa, &ba), *xb = bytes_of(pb, &bb);
+            unsigned char *xa = tu_tensor_copy_bytes(pa, &ba), *xb = tu_tensor_copy_bytes(pb, &bb);
             assert_int_equal(ba, bb);
             if (memcmp(xa, xb, ba) != 0) {
                 print_error("%s: 4-thread pool and no pool differ\n", what);
@@ -1299,8 +1217,8 @@ static void test_optim_large_parameter_pool_equals_no_pool(void **state)
                 OK(weft_optim_state(with_pool, i, &na, &sa));
                 OK(weft_optim_state(no_pool, i, &nb, &sb));
                 assert_string_equal(na, nb);
-                xa = bytes_of(sa, &ba);
-                xb = bytes_of(sb, &bb);
+                xa = tu_tensor_copy_bytes(sa, &ba);
+                xb = tu_tensor_copy_bytes(sb, &bb);
                 assert_int_equal(ba, bb);
                 if (memcmp(xa, xb, ba) != 0) {
                     print_error("%s: state %s differs between pool and no pool\n", what, na);

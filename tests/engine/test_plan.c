@@ -32,43 +32,10 @@
 
 #include "tests/util/tu_alloc.h"
 #include "tests/util/tu_common.h"
+#include "tests/util/tu_weft.h"
 #include "weft.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void expect_status(weft_status s, weft_status want, const char *what)
-{
-    if (s != want)
-        print_error("%s: got %s (%s), expected %s\n", what, weft_status_name(s),
-                    weft_last_error(), weft_status_name(want));
-    assert_int_equal(s, want);
-}
-#define OK(call) expect_status((call), WEFT_OK, #call)
-
-/* The last error message contains every one of the NULL-terminated strings. */
-static void expect_message(const char *what, ...)
-{
-    const char *msg = weft_last_error();
-    va_list ap;
-    va_start(ap, what);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *)) {
-        if (!strstr(msg, s)) {
-            print_error("%s: message \"%s\" does not contain \"%s\"\n", what, msg, s);
-            va_end(ap);
-            fail();
-        }
-    }
-    va_end(ap);
-}
-
-static weft_pool *make_pool(unsigned threads)
-{
-    weft_pool_options o = weft_pool_options_default();
-    o.threads = threads;
-    weft_pool *p = NULL;
-    OK(weft_pool_create(&o, &p));
-    return p;
-}
 
 static weft_plan_options sched_opts(void)
 {
@@ -76,22 +43,6 @@ static weft_plan_options sched_opts(void)
     po.inline_below_ns = 0;
     po.check_numerics = 0;
     return po;
-}
-
-static weft_tensor *rand_tensor(weft_dtype dt, size_t ndim, const int64_t *dims,
-                                weft_init init, uint64_t seed, double lo, double hi)
-{
-    weft_tensor *t = NULL;
-    OK(weft_tensor_create(dt, ndim, dims, &t));
-    OK(weft_tensor_init_random(t, init, seed, lo, hi));
-    return t;
-}
-
-static weft_tensor *f64_tensor(size_t ndim, const int64_t *dims, const double *data)
-{
-    weft_tensor *t = NULL;
-    OK(weft_tensor_from_data(WEFT_F64, ndim, dims, data, WEFT_COPY, &t));
-    return t;
 }
 
 static weft_value variable_from(weft_tgraph *g, weft_tensor *init, const char *name)
@@ -102,23 +53,12 @@ static weft_value variable_from(weft_tgraph *g, weft_tensor *init, const char *n
     return v;
 }
 
-static size_t tensor_bytes(const weft_tensor *t)
-{
-    return weft_tensor_numel(t) * weft_dtype_size(weft_tensor_dtype(t));
-}
-
 /* A malloc'd copy of the bytes of fetch i; *n receives the byte count. */
 static unsigned char *fetch_bytes(weft_plan *plan, size_t i, size_t *n)
 {
     const weft_tensor *t = NULL;
     OK(weft_plan_fetch(plan, i, &t));
-    size_t b = tensor_bytes(t);
-    unsigned char *out = malloc(b + 1);
-    assert_non_null(out);
-    OK(weft_tensor_copy_to(t, out, b));
-    if (n)
-        *n = b;
-    return out;
+    return tu_tensor_copy_bytes(t, n);
 }
 
 static double fetch_scalar(weft_plan *plan, size_t i)
@@ -188,13 +128,13 @@ static void mlp_build(mlp *m, const mlp_cfg *c)
     OK(weft_tgraph_placeholder(g, c->dt, 2, (int64_t[]){b, c->W}, "z", &m->z));
     OK(weft_tgraph_placeholder(g, c->dt, 2, (int64_t[]){b, c->O}, "y", &m->y));
     m->var[0] = variable_from(
-        g, rand_tensor(c->dt, 2, (int64_t[]){c->D, c->H}, WEFT_INIT_XAVIER, 101, 0, 0), "W1");
+        g, tu_rand_tensor(c->dt, 2, (int64_t[]){c->D, c->H}, WEFT_INIT_XAVIER, 101, 0, 0), "W1");
     m->var[1] = variable_from(
-        g, rand_tensor(c->dt, 1, (int64_t[]){c->H}, WEFT_INIT_UNIFORM, 102, -0.1, 0.1), "b1");
+        g, tu_rand_tensor(c->dt, 1, (int64_t[]){c->H}, WEFT_INIT_UNIFORM, 102, -0.1, 0.1), "b1");
     m->var[2] = variable_from(
-        g, rand_tensor(c->dt, 2, (int64_t[]){c->H, c->O}, WEFT_INIT_XAVIER, 103, 0, 0), "W2");
+        g, tu_rand_tensor(c->dt, 2, (int64_t[]){c->H, c->O}, WEFT_INIT_XAVIER, 103, 0, 0), "W2");
     m->var[3] = variable_from(
-        g, rand_tensor(c->dt, 1, (int64_t[]){c->W}, WEFT_INIT_UNIFORM, 104, -1, 1), "v");
+        g, tu_rand_tensor(c->dt, 1, (int64_t[]){c->W}, WEFT_INIT_UNIFORM, 104, -1, 1), "v");
     weft_value a1, z1, h, o, zv, t, s, o2, p;
     OK(weft_op_matmul(g, m->x, m->var[0], 0, &a1));
     OK(weft_op_add(g, a1, m->var[1], &z1));
@@ -222,9 +162,9 @@ typedef struct mlp_feeds {
 static void mlp_feeds_make(mlp_feeds *f, const mlp *m, const mlp_cfg *c, int64_t B,
                            uint64_t seed)
 {
-    f->t[0] = rand_tensor(c->dt, 2, (int64_t[]){B, c->D}, WEFT_INIT_UNIFORM, seed, -1, 1);
-    f->t[1] = rand_tensor(c->dt, 2, (int64_t[]){B, c->W}, WEFT_INIT_UNIFORM, seed + 1, -2, 2);
-    f->t[2] = rand_tensor(c->dt, 2, (int64_t[]){B, c->O}, WEFT_INIT_UNIFORM, seed + 2, 0, 1);
+    f->t[0] = tu_rand_tensor(c->dt, 2, (int64_t[]){B, c->D}, WEFT_INIT_UNIFORM, seed, -1, 1);
+    f->t[1] = tu_rand_tensor(c->dt, 2, (int64_t[]){B, c->W}, WEFT_INIT_UNIFORM, seed + 1, -2, 2);
+    f->t[2] = tu_rand_tensor(c->dt, 2, (int64_t[]){B, c->O}, WEFT_INIT_UNIFORM, seed + 2, 0, 1);
     f->f[0] = (weft_feed){m->x, f->t[0]};
     f->f[1] = (weft_feed){m->z, f->t[1]};
     f->f[2] = (weft_feed){m->y, f->t[2]};
@@ -281,7 +221,7 @@ static void train_on(const mlp_cfg *c, unsigned threads, const char *topo,
     for (int i = 0; i < NVAR; i++) {
         weft_tensor *t = NULL;
         OK(weft_tgraph_variable_tensor(m.g, m.var[i], &t));
-        r->var_bytes[i] = tensor_bytes(t);
+        r->var_bytes[i] = tu_tensor_bytes(t);
         r->vars[i] = malloc(r->var_bytes[i]);
         assert_non_null(r->vars[i]);
         memcpy(r->vars[i], weft_tensor_data_const(t), r->var_bytes[i]);
@@ -407,7 +347,7 @@ static void test_plan_parallel_equals_sequential(void **state)
     mlp_build(&m, &c);
     mlp_feeds f;
     mlp_feeds_make(&f, &m, &c, c.B, 99);
-    weft_pool *p1 = make_pool(1), *p8 = make_pool(8);
+    weft_pool *p1 = tu_make_pool(1), *p8 = tu_make_pool(8);
     weft_value fetch[1 + NVAR] = {m.loss};
     for (int i = 0; i < NVAR; i++)
         fetch[1 + i] = m.grads[i];
@@ -459,9 +399,9 @@ static void wide_build(wide *w, int64_t B, int64_t D)
     weft_tgraph *g = w->g;
     OK(weft_tgraph_placeholder(g, WEFT_F32, 2, (int64_t[]){B, D}, "x", &w->x));
     for (int i = 0; i < 2 * BR; i++)
-        w->vars[i] = variable_from(g, rand_tensor(WEFT_F32, 2, (int64_t[]){D, D},
-                                                  WEFT_INIT_XAVIER, 500 + (uint64_t)i, 0, 0),
-                                   i < BR ? "W" : "U");
+        w->vars[i] = variable_from(g, tu_rand_tensor(WEFT_F32, 2, (int64_t[]){D, D},
+                                                     WEFT_INIT_XAVIER, 500 + (uint64_t)i, 0, 0),
+                                      i < BR ? "W" : "U");
     for (int i = 0; i < BR; i++) {
         weft_value a, h, b, k, l;
         OK(weft_op_matmul(g, w->x, w->vars[i], 0, &a));
@@ -475,7 +415,7 @@ static void wide_build(wide *w, int64_t B, int64_t D)
             OK(weft_op_add(g, w->loss, l, &w->loss));
     }
     OK(weft_tgraph_gradients(g, w->loss, 2 * BR, w->vars, w->grads));
-    w->tx = rand_tensor(WEFT_F32, 2, (int64_t[]){B, D}, WEFT_INIT_UNIFORM, 77, -1, 1);
+    w->tx = tu_rand_tensor(WEFT_F32, 2, (int64_t[]){B, D}, WEFT_INIT_UNIFORM, 77, -1, 1);
     w->feed = (weft_feed){w->x, w->tx};
 }
 
@@ -500,7 +440,7 @@ static void test_plan_wide_graph_stress_matches_one_thread(void **state)
     (void)state;
     wide w;
     wide_build(&w, 32, 64);
-    weft_pool *p1 = make_pool(1), *p16 = make_pool(16);
+    weft_pool *p1 = tu_make_pool(1), *p16 = tu_make_pool(16);
     weft_plan *ref = wide_plan(&w, p1), *par = wide_plan(&w, p16);
     OK(weft_plan_run(ref, 1, &w.feed));
     unsigned char *want[1 + 2 * BR];
@@ -515,7 +455,7 @@ static void test_plan_wide_graph_stress_matches_one_thread(void **state)
         for (size_t i = 0; i < 1 + 2 * BR; i++) {
             const weft_tensor *t = NULL;
             OK(weft_plan_fetch(par, i, &t));
-            if (tensor_bytes(t) != nbytes[i] ||
+            if (tu_tensor_bytes(t) != nbytes[i] ||
                 memcmp(weft_tensor_data_const(t), want[i], nbytes[i]) != 0) {
                 bad_rep = r;
                 bad_fetch = i;
@@ -544,49 +484,13 @@ static mlp_cfg small_cfg(int open_batch)
                      .open_batch = open_batch, .lr = 0.1};
 }
 
-static size_t plan_allocations(weft_plan *plan)
-{
-    weft_plan_stats st;
-    OK(weft_plan_stats_get(plan, &st));
-    return st.allocations;
-}
-
-/* Runs `n` times; returns 1 (after printing what happened) if the hook or the plan saw
- * an allocation, else 0. The caller asserts after cleaning up, so that a failure leaves no
- * live weft object behind the installed hook. */
-static int runs_allocate_nothing(weft_plan *plan, const weft_feed *feeds, int n,
-                                 const char *what)
-{
-    size_t plan_before = plan_allocations(plan);
-    uint64_t before = tu_alloc_get().attempts;
-    for (int i = 0; i < n; i++)
-        OK(weft_plan_run(plan, 3, feeds));
-    uint64_t after = tu_alloc_get().attempts;
-    size_t plan_after = plan_allocations(plan);
-    if (after == before && plan_after == plan_before)
-        return 0;
-    print_error("%s: %llu allocations through the hook and %zu buffer allocations in %d runs "
-                "with the same feed shapes\n",
-                what, (unsigned long long)(after - before), plan_after - plan_before, n);
-    return 1;
-}
-
-/* Teardown of the tests that install the hook: if a test failed half-way, later tests
- * must not inherit the hook or an armed failure. */
-static int uninstall_hook(void **state)
-{
-    (void)state;
-    tu_alloc_uninstall();
-    return 0;
-}
-
 static void test_plan_no_allocation_after_first_run(void **state)
 {
     (void)state;
     int bad = 0;
     tu_alloc_install();
     {
-        weft_pool *pool = make_pool(4);
+        weft_pool *pool = tu_make_pool(4);
         mlp_cfg c = small_cfg(1);
         mlp m;
         mlp_build(&m, &c);
@@ -598,40 +502,35 @@ static void test_plan_no_allocation_after_first_run(void **state)
         OK(weft_plan_create(m.g, pool, 1, &m.loss, NVAR, m.upd, &po, &plan));
         uint64_t a0 = tu_alloc_get().attempts;
         OK(weft_plan_run(plan, 3, f16.f));
-        size_t first = plan_allocations(plan);
+        size_t first = tu_plan_allocations(plan);
         print_message("first run: %zu buffer allocations, %llu through the hook\n", first,
                       (unsigned long long)(tu_alloc_get().attempts - a0));
         assert_true(first > 0);
-        bad += runs_allocate_nothing(plan, f16.f, 50, "batch 16");
+        bad += tu_plan_runs_allocate_nothing(plan, 3, f16.f, 50, "batch 16");
         /* a bigger batch may grow buffers once, then again nothing */
         OK(weft_plan_run(plan, 3, f40.f));
-        assert_true(plan_allocations(plan) >= first);
-        bad += runs_allocate_nothing(plan, f40.f, 20, "batch 40");
+        assert_true(tu_plan_allocations(plan) >= first);
+        bad += tu_plan_runs_allocate_nothing(plan, 3, f40.f, 20, "batch 40");
         /* back to the smaller batch: no buffer grows (the shapes are resolved again, which
          * may rebuild bookkeeping once), then again nothing */
-        size_t before_shrink = plan_allocations(plan);
+        size_t before_shrink = tu_plan_allocations(plan);
         OK(weft_plan_run(plan, 3, f16.f));
-        assert_int_equal(plan_allocations(plan), before_shrink);
-        bad += runs_allocate_nothing(plan, f16.f, 20, "batch 16 again");
+        assert_int_equal(tu_plan_allocations(plan), before_shrink);
+        bad += tu_plan_runs_allocate_nothing(plan, 3, f16.f, 20, "batch 16 again");
         /* the inline path (default threshold, and a 1-thread pool) is no different */
         weft_plan_destroy(plan);
         weft_plan_options def = weft_plan_options_default();
         def.inline_below_ns = 1e30;
         OK(weft_plan_create(m.g, pool, 1, &m.loss, NVAR, m.upd, &def, &plan));
         OK(weft_plan_run(plan, 3, f16.f));
-        bad += runs_allocate_nothing(plan, f16.f, 20, "inline path");
+        bad += tu_plan_runs_allocate_nothing(plan, 3, f16.f, 20, "inline path");
         weft_plan_destroy(plan);
         mlp_feeds_free(&f16);
         mlp_feeds_free(&f40);
         weft_tgraph_destroy(m.g);
         weft_pool_destroy(pool);
     }
-    tu_alloc_stats st = tu_alloc_get();
-    tu_alloc_uninstall();
-    assert_int_equal(st.allocs, st.frees);
-    assert_int_equal(st.bytes_alloc, st.bytes_freed);
-    assert_int_equal(st.bad_free, 0);
-    assert_int_equal(st.bad_align, 0);
+    tu_alloc_uninstall_expect_clean("no allocation after the first run");
     assert_int_equal(bad, 0);
 }
 
@@ -646,7 +545,7 @@ static void test_plan_no_allocation_in_kernels_after_first_run(void **state)
     int bad = 0;
     tu_alloc_install();
     {
-        weft_pool *pool = make_pool(3);
+        weft_pool *pool = tu_make_pool(3);
         weft_tgraph *g = NULL;
         OK(weft_tgraph_create(&g));
         const int64_t B = 32, Q = 70000, U = 4096;
@@ -655,10 +554,10 @@ static void test_plan_no_allocation_in_kernels_after_first_run(void **state)
         OK(weft_tgraph_placeholder(g, WEFT_F32, 2, (int64_t[]){WEFT_DIM_ANY, Q}, "q", &q));
         OK(weft_tgraph_placeholder(g, WEFT_F32, 2, (int64_t[]){WEFT_DIM_ANY, U}, "u", &u));
         weft_value table = variable_from(
-            g, rand_tensor(WEFT_F32, 2, (int64_t[]){1024, 64}, WEFT_INIT_UNIFORM, 1, -1, 1),
+            g, tu_rand_tensor(WEFT_F32, 2, (int64_t[]){1024, 64}, WEFT_INIT_UNIFORM, 1, -1, 1),
             "table");
         weft_value bias = variable_from(
-            g, rand_tensor(WEFT_F32, 1, (int64_t[]){U}, WEFT_INIT_UNIFORM, 2, -1, 1), "bias");
+            g, tu_rand_tensor(WEFT_F32, 1, (int64_t[]){U}, WEFT_INIT_UNIFORM, 2, -1, 1), "bias");
         OK(weft_op_gather(g, table, ids, &e));
         OK(weft_op_sum(g, e, WEFT_AXIS_ALL, 0, &es));
         OK(weft_op_tanh(g, q, &tq));
@@ -671,9 +570,9 @@ static void test_plan_no_allocation_in_kernels_after_first_run(void **state)
         weft_value wrt[2] = {table, bias};
         OK(weft_tgraph_gradients(g, loss, 2, wrt, grads));
         weft_tensor *tq_in =
-            rand_tensor(WEFT_F32, 2, (int64_t[]){B, Q}, WEFT_INIT_UNIFORM, 3, -1, 1);
+            tu_rand_tensor(WEFT_F32, 2, (int64_t[]){B, Q}, WEFT_INIT_UNIFORM, 3, -1, 1);
         weft_tensor *tu_in =
-            rand_tensor(WEFT_F32, 2, (int64_t[]){B, U}, WEFT_INIT_UNIFORM, 4, -1, 1);
+            tu_rand_tensor(WEFT_F32, 2, (int64_t[]){B, U}, WEFT_INIT_UNIFORM, 4, -1, 1);
         int32_t idv[32 * 8];
         for (int i = 0; i < 32 * 8; i++)
             idv[i] = (int32_t)((i * 131) % 1024);
@@ -685,7 +584,7 @@ static void test_plan_no_allocation_in_kernels_after_first_run(void **state)
         weft_plan *plan = NULL;
         OK(weft_plan_create(g, pool, 3, fetch, 0, NULL, &po, &plan));
         OK(weft_plan_run(plan, 3, f));
-        bad = runs_allocate_nothing(plan, f, TU_SCALE(20, 5), "scratch-using kernels");
+        bad = tu_plan_runs_allocate_nothing(plan, 3, f, TU_SCALE(20, 5), "scratch-using kernels");
         weft_plan_destroy(plan);
         weft_tensor_destroy(tq_in);
         weft_tensor_destroy(tu_in);
@@ -693,10 +592,7 @@ static void test_plan_no_allocation_in_kernels_after_first_run(void **state)
         weft_tgraph_destroy(g);
         weft_pool_destroy(pool);
     }
-    tu_alloc_stats st = tu_alloc_get();
-    tu_alloc_uninstall();
-    assert_int_equal(st.allocs, st.frees);
-    assert_int_equal(st.bytes_alloc, st.bytes_freed);
+    tu_alloc_uninstall_expect_clean("no allocation in kernels after the first run");
     assert_int_equal(bad, 0);
 }
 
@@ -723,16 +619,16 @@ static void naive_layer(const double *x, size_t rows, const double *W, const dou
 static void test_plan_feeds_are_checked_and_batch_may_change(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(3);
+    weft_pool *pool = tu_make_pool(3);
     weft_tgraph *g = NULL;
     OK(weft_tgraph_create(&g));
     weft_value x, y, a, z, out, s, loss, gW;
     OK(weft_tgraph_placeholder(g, WEFT_F64, 2, (int64_t[]){WEFT_DIM_ANY, 3}, "features", &x));
     OK(weft_tgraph_placeholder(g, WEFT_F64, 2, (int64_t[]){WEFT_DIM_ANY, 2}, "targets", &y));
     weft_value W = variable_from(
-        g, rand_tensor(WEFT_F64, 2, (int64_t[]){3, 2}, WEFT_INIT_UNIFORM, 3, -1, 1), "W");
+        g, tu_rand_tensor(WEFT_F64, 2, (int64_t[]){3, 2}, WEFT_INIT_UNIFORM, 3, -1, 1), "W");
     weft_value b = variable_from(
-        g, rand_tensor(WEFT_F64, 1, (int64_t[]){2}, WEFT_INIT_UNIFORM, 4, -1, 1), "b");
+        g, tu_rand_tensor(WEFT_F64, 1, (int64_t[]){2}, WEFT_INIT_UNIFORM, 4, -1, 1), "b");
     OK(weft_op_matmul(g, x, W, 0, &a));
     OK(weft_op_add(g, a, b, &z));
     OK(weft_op_tanh(g, z, &out));
@@ -748,39 +644,39 @@ static void test_plan_feeds_are_checked_and_batch_may_change(void **state)
     weft_plan_stats st;
     OK(weft_plan_stats_get(plan, &st));
 
-    weft_tensor *x4 = rand_tensor(WEFT_F64, 2, (int64_t[]){4, 3}, WEFT_INIT_UNIFORM, 8, -1, 1);
-    weft_tensor *x7 = rand_tensor(WEFT_F64, 2, (int64_t[]){7, 3}, WEFT_INIT_UNIFORM, 9, -1, 1);
-    weft_tensor *y5 = rand_tensor(WEFT_F64, 2, (int64_t[]){5, 2}, WEFT_INIT_UNIFORM, 10, -1, 1);
-    weft_tensor *x4f = rand_tensor(WEFT_F32, 2, (int64_t[]){4, 3}, WEFT_INIT_UNIFORM, 8, -1, 1);
-    weft_tensor *x45 = rand_tensor(WEFT_F64, 2, (int64_t[]){4, 5}, WEFT_INIT_UNIFORM, 8, -1, 1);
-    weft_tensor *x12 = rand_tensor(WEFT_F64, 1, (int64_t[]){12}, WEFT_INIT_UNIFORM, 8, -1, 1);
+    weft_tensor *x4 = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){4, 3}, WEFT_INIT_UNIFORM, 8, -1, 1);
+    weft_tensor *x7 = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){7, 3}, WEFT_INIT_UNIFORM, 9, -1, 1);
+    weft_tensor *y5 = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){5, 2}, WEFT_INIT_UNIFORM, 10, -1, 1);
+    weft_tensor *x4f = tu_rand_tensor(WEFT_F32, 2, (int64_t[]){4, 3}, WEFT_INIT_UNIFORM, 8, -1, 1);
+    weft_tensor *x45 = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){4, 5}, WEFT_INIT_UNIFORM, 8, -1, 1);
+    weft_tensor *x12 = tu_rand_tensor(WEFT_F64, 1, (int64_t[]){12}, WEFT_INIT_UNIFORM, 8, -1, 1);
 
     /* missing feeds */
-    expect_status(weft_plan_run(plan, 0, NULL), WEFT_ERR_INVALID_ARG, "no feed");
-    expect_message("no feed", "features", "not fed", NULL);
+    tu_expect_status(weft_plan_run(plan, 0, NULL), WEFT_ERR_INVALID_ARG, "no feed");
+    tu_expect_message("no feed", "features", "not fed", NULL);
     weft_feed only_x = {x, x4};
-    expect_status(weft_plan_run(plan2, 1, &only_x), WEFT_ERR_INVALID_ARG, "targets not fed");
-    expect_message("targets not fed", "targets", "not fed", NULL);
+    tu_expect_status(weft_plan_run(plan2, 1, &only_x), WEFT_ERR_INVALID_ARG, "targets not fed");
+    tu_expect_message("targets not fed", "targets", "not fed", NULL);
     const weft_tensor *ft = NULL;
-    expect_status(weft_plan_fetch(plan2, 0, &ft), WEFT_ERR_INVALID_ARG, "fetch after failure");
+    tu_expect_status(weft_plan_fetch(plan2, 0, &ft), WEFT_ERR_INVALID_ARG, "fetch after failure");
     /* wrong dtype */
     weft_feed bad = {x, x4f};
-    expect_status(weft_plan_run(plan, 1, &bad), WEFT_ERR_INVALID_ARG, "f32 fed to f64");
-    expect_message("f32 fed to f64", "features", "f64", "f32", NULL);
+    tu_expect_status(weft_plan_run(plan, 1, &bad), WEFT_ERR_INVALID_ARG, "f32 fed to f64");
+    tu_expect_message("f32 fed to f64", "features", "f64", "f32", NULL);
     /* wrong shape: both shapes named */
     bad.tensor = x45;
-    expect_status(weft_plan_run(plan, 1, &bad), WEFT_ERR_INVALID_ARG, "[4,5] fed to [?,3]");
-    expect_message("[4,5] fed to [?,3]", "features", "[?,3]", "[4,5]", NULL);
+    tu_expect_status(weft_plan_run(plan, 1, &bad), WEFT_ERR_INVALID_ARG, "[4,5] fed to [?,3]");
+    tu_expect_message("[4,5] fed to [?,3]", "features", "[?,3]", "[4,5]", NULL);
     bad.tensor = x12;
-    expect_status(weft_plan_run(plan, 1, &bad), WEFT_ERR_INVALID_ARG, "[12] fed to [?,3]");
-    expect_message("[12] fed to [?,3]", "features", "[?,3]", "[12]", NULL);
+    tu_expect_status(weft_plan_run(plan, 1, &bad), WEFT_ERR_INVALID_ARG, "[12] fed to [?,3]");
+    tu_expect_message("[12] fed to [?,3]", "features", "[?,3]", "[12]", NULL);
     /* a value that is not a placeholder */
     weft_feed not_ph = {W, x4};
-    expect_status(weft_plan_run(plan, 1, &not_ph), WEFT_ERR_INVALID_ARG, "feed a variable");
+    tu_expect_status(weft_plan_run(plan, 1, &not_ph), WEFT_ERR_INVALID_ARG, "feed a variable");
     /* open dimensions that disagree at run time: the op that sees them says so */
     weft_feed mismatched[2] = {{x, x4}, {y, y5}};
-    expect_status(weft_plan_run(plan2, 2, mismatched), WEFT_ERR_INVALID_ARG, "4 vs 5 rows");
-    expect_message("4 vs 5 rows", "mse", NULL);
+    tu_expect_status(weft_plan_run(plan2, 2, mismatched), WEFT_ERR_INVALID_ARG, "4 vs 5 rows");
+    tu_expect_message("4 vs 5 rows", "mse", NULL);
 
     /* the open batch dimension: 4, 7, 4 rows, each against the naive reference */
     weft_tensor *seq[3] = {x4, x7, x4};
@@ -803,7 +699,7 @@ static void test_plan_feeds_are_checked_and_batch_may_change(void **state)
             close_to(gdW[i], wdW[i], 1e-12, "dW", i);
     }
     /* and the second plan, with both placeholders at 7 rows */
-    weft_tensor *y7 = rand_tensor(WEFT_F64, 2, (int64_t[]){7, 2}, WEFT_INIT_UNIFORM, 11, -1, 1);
+    weft_tensor *y7 = tu_rand_tensor(WEFT_F64, 2, (int64_t[]){7, 2}, WEFT_INIT_UNIFORM, 11, -1, 1);
     weft_feed both[2] = {{y, y7}, {x, x7}}; /* any order */
     OK(weft_plan_run(plan2, 2, both));
     double want[14], wdW[6];
@@ -846,7 +742,7 @@ static void upd_build(upd_graph *u)
     OK(weft_tgraph_placeholder(g, WEFT_F64, 1, (int64_t[]){4}, "d", &u->d));
     OK(weft_tgraph_placeholder(g, WEFT_F64, 1, (int64_t[]){4}, "d2", &u->d2));
     u->w = variable_from(
-        g, rand_tensor(WEFT_F64, 1, (int64_t[]){4}, WEFT_INIT_UNIFORM, 1, 0.5, 1.5), "w");
+        g, tu_rand_tensor(WEFT_F64, 1, (int64_t[]){4}, WEFT_INIT_UNIFORM, 1, 0.5, 1.5), "w");
     weft_value bw, t;
     OK(weft_op_mul(g, u->x, u->w, &u->a));
     OK(weft_op_exp(g, u->w, &u->b));
@@ -880,13 +776,13 @@ static void check_readers(weft_plan *plan, const double *w_old, const double *x,
 static void test_plan_update_runs_after_every_reader(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(4);
+    weft_pool *pool = tu_make_pool(4);
     upd_graph u;
     upd_build(&u);
-    weft_tensor *tx = rand_tensor(WEFT_F64, 1, (int64_t[]){4}, WEFT_INIT_UNIFORM, 2, -1, 1);
+    weft_tensor *tx = tu_rand_tensor(WEFT_F64, 1, (int64_t[]){4}, WEFT_INIT_UNIFORM, 2, -1, 1);
     weft_tensor *tbig =
-        rand_tensor(WEFT_F64, 2, (int64_t[]){UR, 4}, WEFT_INIT_UNIFORM, 3, -1, 1);
-    weft_tensor *td = f64_tensor(1, (int64_t[]){4}, (double[]){0.25, -0.5, 0.125, 1.0});
+        tu_rand_tensor(WEFT_F64, 2, (int64_t[]){UR, 4}, WEFT_INIT_UNIFORM, 3, -1, 1);
+    weft_tensor *td = tu_f64_tensor(1, (int64_t[]){4}, (double[]){0.25, -0.5, 0.125, 1.0});
     weft_feed feeds[3] = {{u.x, tx}, {u.big, tbig}, {u.d, td}};
     const double *x = weft_tensor_data_const(tx), *big = weft_tensor_data_const(tbig);
     const double *d = weft_tensor_data_const(td);
@@ -921,12 +817,12 @@ static void test_plan_update_runs_after_every_reader(void **state)
 static void test_plan_two_plans_share_variables(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(3);
+    weft_pool *pool = tu_make_pool(3);
     upd_graph u;
     upd_build(&u);
-    weft_tensor *tx = f64_tensor(1, (int64_t[]){4}, (double[]){1, 2, 3, 4});
-    weft_tensor *td = f64_tensor(1, (int64_t[]){4}, (double[]){0.5, 0.25, -1, 2});
-    weft_tensor *td2 = f64_tensor(1, (int64_t[]){4}, (double[]){7, 8, 9, 10});
+    weft_tensor *tx = tu_f64_tensor(1, (int64_t[]){4}, (double[]){1, 2, 3, 4});
+    weft_tensor *td = tu_f64_tensor(1, (int64_t[]){4}, (double[]){0.5, 0.25, -1, 2});
+    weft_tensor *td2 = tu_f64_tensor(1, (int64_t[]){4}, (double[]){7, 8, 9, 10});
     weft_plan_options po = sched_opts();
     weft_plan *reader = NULL, *sub = NULL, *set = NULL;
     weft_value rf[2] = {u.a, u.b};
@@ -974,7 +870,7 @@ static void test_plan_two_plans_share_variables(void **state)
 static void test_plan_gather_out_of_range_fails_and_stays_usable(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(4);
+    weft_pool *pool = tu_make_pool(4);
     weft_tgraph *g = NULL;
     OK(weft_tgraph_create(&g));
     weft_value ids, rows, s, big, t, side;
@@ -984,7 +880,7 @@ static void test_plan_gather_out_of_range_fails_and_stays_usable(void **state)
     double tv[15];
     for (int i = 0; i < 15; i++)
         tv[i] = i;
-    tab = f64_tensor(2, (int64_t[]){5, 3}, tv);
+    tab = tu_f64_tensor(2, (int64_t[]){5, 3}, tv);
     weft_value table = variable_from(g, tab, "table");
     OK(weft_op_gather(g, table, ids, &rows));
     OK(weft_op_sum(g, rows, WEFT_AXIS_ALL, 0, &s));
@@ -992,7 +888,7 @@ static void test_plan_gather_out_of_range_fails_and_stays_usable(void **state)
     OK(weft_op_sum(g, t, WEFT_AXIS_ALL, 0, &side));
     weft_value fetch[3] = {rows, s, side};
     weft_tensor *tbig =
-        rand_tensor(WEFT_F64, 2, (int64_t[]){256, 256}, WEFT_INIT_UNIFORM, 5, -1, 1);
+        tu_rand_tensor(WEFT_F64, 2, (int64_t[]){256, 256}, WEFT_INIT_UNIFORM, 5, -1, 1);
     static const int32_t good[4] = {0, 4, 2, 2}, bad_hi[4] = {0, 1, 5, 2},
                          bad_neg[4] = {3, -1, 0, 0};
     for (int mode = 0; mode < 2; mode++) {
@@ -1004,11 +900,11 @@ static void test_plan_gather_out_of_range_fails_and_stays_usable(void **state)
             weft_tensor *tids = NULL;
             OK(weft_tensor_from_data(WEFT_I32, 1, (int64_t[]){4}, bad, WEFT_COPY, &tids));
             weft_feed f[2] = {{ids, tids}, {big, tbig}};
-            expect_status(weft_plan_run(plan, 2, f), WEFT_ERR_RANGE, "gather out of range");
-            expect_message("gather out of range", "gather", r % 2 ? "-1" : "5", NULL);
+            tu_expect_status(weft_plan_run(plan, 2, f), WEFT_ERR_RANGE, "gather out of range");
+            tu_expect_message("gather out of range", "gather", r % 2 ? "-1" : "5", NULL);
             const weft_tensor *ft = NULL;
-            expect_status(weft_plan_fetch(plan, 0, &ft), WEFT_ERR_INVALID_ARG,
-                          "fetch after a failed run");
+            tu_expect_status(weft_plan_fetch(plan, 0, &ft), WEFT_ERR_INVALID_ARG,
+                             "fetch after a failed run");
             /* the next good run succeeds, with the right rows */
             OK(weft_tensor_copy_from(tids, good, sizeof good));
             OK(weft_plan_run(plan, 2, f));
@@ -1085,21 +981,6 @@ static weft_status af_create(af_ctx *a, weft_plan **plan)
     return weft_plan_create(a->m.g, a->pool, 1, &a->m.loss, NVAR, a->m.upd, &po, plan);
 }
 
-static void check_balance(const tu_alloc_stats *s0, const char *what, uint64_t n)
-{
-    tu_alloc_stats s1 = tu_alloc_get();
-    uint64_t da = s1.allocs - s0->allocs, df = s1.frees - s0->frees;
-    uint64_t ba = s1.bytes_alloc - s0->bytes_alloc, bf = s1.bytes_freed - s0->bytes_freed;
-    if (da != df || ba != bf)
-        print_error("%s, N=%llu: %llu allocations / %llu frees, %llu / %llu bytes\n", what,
-                    (unsigned long long)n, (unsigned long long)da, (unsigned long long)df,
-                    (unsigned long long)ba, (unsigned long long)bf);
-    assert_int_equal(da, df);
-    assert_int_equal(ba, bf);
-    assert_int_equal(s1.bad_free, 0);
-    assert_int_equal(s1.bad_align, 0);
-}
-
 static void expect_nomem(weft_status s, const char *what, uint64_t n)
 {
     if (s != WEFT_ERR_NOMEM)
@@ -1113,14 +994,14 @@ static void alloc_fail_on(unsigned threads)
 {
     af_ctx a;
     memset(&a, 0, sizeof a);
-    a.pool = make_pool(threads);
+    a.pool = tu_make_pool(threads);
     a.c = small_cfg(0);
     mlp_build(&a.m, &a.c);
     mlp_feeds_make(&a.f, &a.m, &a.c, a.c.B, 31);
     for (int i = 0; i < NVAR; i++) {
         weft_tensor *t = NULL;
         OK(weft_tgraph_variable_tensor(a.m.g, a.m.var[i], &t));
-        a.var_bytes[i] = tensor_bytes(t);
+        a.var_bytes[i] = tu_tensor_bytes(t);
         a.init[i] = malloc(a.var_bytes[i]);
         a.ref_vars[i] = malloc(a.var_bytes[i]);
         assert_non_null(a.init[i]);
@@ -1160,7 +1041,7 @@ static void alloc_fail_on(unsigned threads)
             if (st == WEFT_OK && failed == 0) {
                 n_create = k;
                 weft_plan_destroy(plan);
-                check_balance(&s0, "plan_create", k);
+                tu_alloc_expect_balanced(&s0, "plan_create", k);
                 break;
             }
             if (st == WEFT_OK) { /* an allocation failed, but create coped */
@@ -1172,7 +1053,7 @@ static void alloc_fail_on(unsigned threads)
                 expect_nomem(st, "plan_create", k);
                 assert_null(plan);
             }
-            check_balance(&s0, "plan_create", k);
+            tu_alloc_expect_balanced(&s0, "plan_create", k);
         }
         assert_true(n_create > 1 && n_create < limit);
         /* the first weft_plan_run */
@@ -1202,7 +1083,7 @@ static void alloc_fail_on(unsigned threads)
                 fail();
             }
             weft_plan_destroy(plan);
-            check_balance(&s0, "first plan_run", k);
+            tu_alloc_expect_balanced(&s0, "first plan_run", k);
             if (failed == 0) {
                 n_run = k;
                 break;
@@ -1230,14 +1111,9 @@ static void test_plan_alloc_failures_are_clean(void **state)
     for (size_t i = 0; i < 2; i++) {
         tu_alloc_install();
         alloc_fail_on(threads[i]);
-        tu_alloc_stats st = tu_alloc_get();
-        if (st.allocs != st.frees)
-            print_error("%u threads: %llu allocations, %llu frees at the end\n", threads[i],
-                        (unsigned long long)st.allocs, (unsigned long long)st.frees);
-        assert_int_equal(st.allocs, st.frees);
-        assert_int_equal(st.bytes_alloc, st.bytes_freed);
-        assert_int_equal(st.bad_free, 0);
-        tu_alloc_uninstall();
+        char what[32];
+        snprintf(what, sizeof what, "%u threads", threads[i]);
+        tu_alloc_uninstall_expect_clean(what);
     }
 }
 
@@ -1257,7 +1133,7 @@ static void test_plan_check_numerics_from_env_names_the_op(void **state)
     weft_plan_options off = weft_plan_options_default();
     assert_int_equal(off.check_numerics, 0);
 
-    weft_pool *pool = make_pool(3);
+    weft_pool *pool = tu_make_pool(3);
     weft_tgraph *g = NULL;
     OK(weft_tgraph_create(&g));
     weft_value x, lg, e, loss, x2, sq, loss2, gx2;
@@ -1269,9 +1145,9 @@ static void test_plan_check_numerics_from_env_names_the_op(void **state)
     OK(weft_op_sqrt(g, x2, &sq));
     OK(weft_op_sum(g, sq, WEFT_AXIS_ALL, 0, &loss2));
     OK(weft_tgraph_gradients(g, loss2, 1, &x2, &gx2));
-    weft_tensor *bad = f64_tensor(1, (int64_t[]){4}, (double[]){1, -1, 2, 3});
-    weft_tensor *good = f64_tensor(1, (int64_t[]){4}, (double[]){1, 0.5, 2, 3});
-    weft_tensor *zero = f64_tensor(1, (int64_t[]){3}, (double[]){1, 0, 4});
+    weft_tensor *bad = tu_f64_tensor(1, (int64_t[]){4}, (double[]){1, -1, 2, 3});
+    weft_tensor *good = tu_f64_tensor(1, (int64_t[]){4}, (double[]){1, 0.5, 2, 3});
+    weft_tensor *zero = tu_f64_tensor(1, (int64_t[]){3}, (double[]){1, 0, 4});
     weft_feed fb = {x, bad}, fg = {x, good}, fz = {x2, zero};
 
     /* a plan created with NULL options while the variable is set is in check mode */
@@ -1284,8 +1160,8 @@ static void test_plan_check_numerics_from_env_names_the_op(void **state)
     off.inline_below_ns = 0;
     OK(weft_plan_create(g, pool, 1, &loss, 0, NULL, &off, &plain));
 
-    expect_status(weft_plan_run(chk, 1, &fb), WEFT_ERR_NUMERICS, "NaN from log");
-    expect_message("NaN from log", "log", "forward", "NaN", NULL);
+    tu_expect_status(weft_plan_run(chk, 1, &fb), WEFT_ERR_NUMERICS, "NaN from log");
+    tu_expect_message("NaN from log", "log", "forward", "NaN", NULL);
     /* the same plan then runs good data */
     OK(weft_plan_run(chk, 1, &fg));
     close_to(fetch_scalar(chk, 0), 6.5, 1e-15, "sum exp log", 0);
@@ -1293,8 +1169,8 @@ static void test_plan_check_numerics_from_env_names_the_op(void **state)
     OK(weft_plan_run(plain, 1, &fb));
     assert_true(isnan(fetch_scalar(plain, 0)));
     /* an infinity made by the backward pass (d sqrt(x) / dx at 0) is reported as such */
-    expect_status(weft_plan_run(chk2, 1, &fz), WEFT_ERR_NUMERICS, "Inf from backward");
-    expect_message("Inf from backward", "backward", NULL);
+    tu_expect_status(weft_plan_run(chk2, 1, &fz), WEFT_ERR_NUMERICS, "Inf from backward");
+    tu_expect_message("Inf from backward", "backward", NULL);
     assert_true(strstr(weft_last_error(), "Inf") || strstr(weft_last_error(), "NaN"));
 
     weft_plan_destroy(chk);
@@ -1312,7 +1188,7 @@ static void test_plan_check_numerics_from_env_names_the_op(void **state)
 static void test_plan_stats_report_work_span_and_nodes(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(4);
+    weft_pool *pool = tu_make_pool(4);
     wide w;
     wide_build(&w, 32, 64);
     weft_plan *plan = wide_plan(&w, pool);
@@ -1351,7 +1227,7 @@ static void test_plan_stats_report_work_span_and_nodes(void **state)
     assert_true(sf.graph.parallelism > 1.0);
     assert_true(sf.graph.work < st.graph.work);
     weft_plan_destroy(fwd);
-    expect_status(weft_plan_stats_get(NULL, &sf), WEFT_ERR_INVALID_ARG, "stats of NULL");
+    tu_expect_status(weft_plan_stats_get(NULL, &sf), WEFT_ERR_INVALID_ARG, "stats of NULL");
     wide_free(&w);
     weft_pool_destroy(pool);
 }
@@ -1364,13 +1240,13 @@ int main(void)
         cmocka_unit_test(test_plan_parallel_equals_sequential),
         cmocka_unit_test(test_plan_numa_pool_places_buffers_and_matches),
         cmocka_unit_test(test_plan_wide_graph_stress_matches_one_thread),
-        cmocka_unit_test_teardown(test_plan_no_allocation_after_first_run, uninstall_hook),
-        cmocka_unit_test_teardown(test_plan_no_allocation_in_kernels_after_first_run, uninstall_hook),
+        cmocka_unit_test_teardown(test_plan_no_allocation_after_first_run, tu_alloc_teardown),
+        cmocka_unit_test_teardown(test_plan_no_allocation_in_kernels_after_first_run, tu_alloc_teardown),
         cmocka_unit_test(test_plan_feeds_are_checked_and_batch_may_change),
         cmocka_unit_test(test_plan_update_runs_after_every_reader),
         cmocka_unit_test(test_plan_two_plans_share_variables),
         cmocka_unit_test(test_plan_gather_out_of_range_fails_and_stays_usable),
-        cmocka_unit_test_teardown(test_plan_alloc_failures_are_clean, uninstall_hook),
+        cmocka_unit_test_teardown(test_plan_alloc_failures_are_clean, tu_alloc_teardown),
         cmocka_unit_test(test_plan_check_numerics_from_env_names_the_op),
         cmocka_unit_test(test_plan_stats_report_work_span_and_nodes),
     };

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "tests/util/tu_common.h"
+#include "tests/util/tu_weft.h"
 #include "weft.h"
 
 #define FD_H 1e-5
@@ -37,33 +38,11 @@
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static weft_pool *make_pool(unsigned threads)
-{
-    weft_pool_options o = weft_pool_options_default();
-    o.threads = threads;
-    weft_pool *p = NULL;
-    assert_int_equal(weft_pool_create(&o, &p), WEFT_OK);
-    return p;
-}
-
-/* Asserts s == want and, on a mismatch, prints the message first. */
-static void expect_status(weft_status s, weft_status want, const char *what)
-{
-    if (s != want)
-        print_error("%s: got %s (%s), expected %s\n", what, weft_status_name(s),
-                    weft_last_error(), weft_status_name(want));
-    assert_int_equal(s, want);
-}
-#define OK(call) expect_status((call), WEFT_OK, #call)
-
 /* A float tensor filled uniformly in [lo, hi) from `seed`. */
 static weft_tensor *rand_tensor(weft_dtype dt, size_t ndim, const int64_t *dims, uint64_t seed,
                                 double lo, double hi)
 {
-    weft_tensor *t = NULL;
-    OK(weft_tensor_create(dt, ndim, dims, &t));
-    OK(weft_tensor_init_random(t, WEFT_INIT_UNIFORM, seed, lo, hi));
-    return t;
+    return tu_rand_tensor(dt, ndim, dims, WEFT_INIT_UNIFORM, seed, lo, hi);
 }
 
 static weft_value add_variable(weft_tgraph *g, size_t ndim, const int64_t *dims, uint64_t seed,
@@ -202,7 +181,7 @@ static double gradcheck(weft_tgraph *g, weft_pool *pool, weft_value loss, size_t
 static void test_autodiff_mlp_matches_finite_differences(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(3);
+    weft_pool *pool = tu_make_pool(3);
     weft_tgraph *g = NULL;
     OK(weft_tgraph_create(&g));
     const int64_t N = 8, D = 5, H = 6, O = 3;
@@ -250,7 +229,7 @@ static void test_autodiff_mlp_matches_finite_differences(void **state)
 static void test_autodiff_two_branches_join_by_add_and_mul(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     weft_tgraph *g = NULL;
     OK(weft_tgraph_create(&g));
     weft_value x;
@@ -282,7 +261,7 @@ static void test_autodiff_two_branches_join_by_add_and_mul(void **state)
 static void test_autodiff_value_used_three_times(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     weft_tgraph *g = NULL;
     OK(weft_tgraph_create(&g));
     const int64_t R = 3, C = 4;
@@ -330,7 +309,7 @@ static void test_autodiff_fan_out_sums_contributions(void **state)
 {
     (void)state;
     enum { K = 12 };
-    weft_pool *pool = make_pool(4);
+    weft_pool *pool = tu_make_pool(4);
     weft_tgraph *g = NULL;
     OK(weft_tgraph_create(&g));
     weft_value x, w;
@@ -376,7 +355,7 @@ static void test_autodiff_fan_out_sums_contributions(void **state)
 static void test_autodiff_unrelated_wrt_gets_zeros(void **state)
 {
     (void)state;
-    weft_pool *pool = make_pool(2);
+    weft_pool *pool = tu_make_pool(2);
     weft_tgraph *g = NULL;
     OK(weft_tgraph_create(&g));
     weft_value x, other;
@@ -429,7 +408,7 @@ static void test_autodiff_unrelated_wrt_gets_zeros(void **state)
 
 static void expect_invalid(weft_status s, const char *what, const char *must_contain)
 {
-    expect_status(s, WEFT_ERR_INVALID_ARG, what);
+    tu_expect_status(s, WEFT_ERR_INVALID_ARG, what);
     const char *msg = weft_last_error();
     if (!strstr(msg, must_contain))
         print_error("%s: message \"%s\" does not mention \"%s\"\n", what, msg, must_contain);
@@ -456,10 +435,10 @@ static void test_autodiff_non_float_loss_fails_clearly(void **state)
                    "not a float");
     /* bad values */
     weft_value bogus = {100000};
-    expect_status(weft_tgraph_gradients(g, bogus, 1, &x, &gr), WEFT_ERR_INVALID_ARG,
-                  "unknown loss");
-    expect_status(weft_tgraph_gradients(g, loss, 1, &bogus, &gr), WEFT_ERR_INVALID_ARG,
-                  "unknown wrt");
+    tu_expect_status(weft_tgraph_gradients(g, bogus, 1, &x, &gr), WEFT_ERR_INVALID_ARG,
+                     "unknown loss");
+    tu_expect_status(weft_tgraph_gradients(g, loss, 1, &bogus, &gr), WEFT_ERR_INVALID_ARG,
+                     "unknown wrt");
     /* the graph is still fine for a good request */
     OK(weft_tgraph_gradients(g, loss, 1, &x, &gr));
     weft_tgraph_destroy(g);
@@ -566,7 +545,7 @@ static void test_autodiff_to_dot_colours_forward_and_backward(void **state)
     snprintf(bad, sizeof bad, "%s/graph.dot", dir);
     snprintf(badtmp, sizeof badtmp, "%s.tmp", bad);
     weft_status st = weft_tgraph_to_dot(g, bad);
-    expect_status(st, WEFT_ERR_IO, "to_dot in a missing directory");
+    tu_expect_status(st, WEFT_ERR_IO, "to_dot in a missing directory");
     assert_true(weft_last_error()[0] != '\0');
     assert_false(path_exists(bad));
     assert_false(path_exists(badtmp));
@@ -577,11 +556,11 @@ static void test_autodiff_to_dot_colours_forward_and_backward(void **state)
     char dirtmp[160];
     snprintf(dirtmp, sizeof dirtmp, "%s.tmp", dir);
     st = weft_tgraph_to_dot(g, dir);
-    expect_status(st, WEFT_ERR_IO, "to_dot onto a directory");
+    tu_expect_status(st, WEFT_ERR_IO, "to_dot onto a directory");
     assert_false(path_exists(dirtmp));
     assert_int_equal(rmdir(dir), 0);
 
-    expect_status(weft_tgraph_to_dot(g, NULL), WEFT_ERR_INVALID_ARG, "to_dot NULL path");
+    tu_expect_status(weft_tgraph_to_dot(g, NULL), WEFT_ERR_INVALID_ARG, "to_dot NULL path");
     weft_tgraph_destroy(g);
 }
 

@@ -176,6 +176,16 @@ static const op_case CASES[] = {
     C2("matmul", U(MM_L "x" MM_S), U(MM_L "x" MM_L),
        .p = {.flags = WEFT_TRANS_A | WEFT_TRANS_B}, .fd_samples = 2),
     C2("matmul", U("2x3"), U("3x2"), .p = {.flags = WEFT_TRANS_A | WEFT_TRANS_B}),
+    /* one output row above the C loop's size: the GEMV path, each flag */
+    C2("matmul", U("1x64"), U("64x32"), .p = {.flags = 0}),
+    C2("matmul", U("64x1"), U("64x32"), .p = {.flags = WEFT_TRANS_A}),
+    C2("matmul", U("1x64"), U("32x64"), .p = {.flags = WEFT_TRANS_B}),
+    C2("matmul", U("64x1"), U("32x64"), .p = {.flags = WEFT_TRANS_A | WEFT_TRANS_B}),
+    /* outer products (k == 1): the GER path, each flag */
+    C2("matmul", U("48x1"), U("1x40"), .p = {.flags = 0}),
+    C2("matmul", U("1x48"), U("1x40"), .p = {.flags = WEFT_TRANS_A}),
+    C2("matmul", U("48x1"), U("40x1"), .p = {.flags = WEFT_TRANS_B}),
+    C2("matmul", U("1x48"), U("40x1"), .p = {.flags = WEFT_TRANS_A | WEFT_TRANS_B}),
     /* x @ x: both gradients flow into x, the second as matmul_acc (a fused accumulation) */
     C1("matmul", U("4x4")), C1("matmul", U("5x5"), .p = {.flags = WEFT_TRANS_A}),
     C1("matmul", U("24x24"), .p = {.flags = WEFT_TRANS_B}),

@@ -126,3 +126,10 @@ tu_alloc_stats tu_alloc_get(void)
     };
     return s;
 }
+
+int tu_alloc_teardown(void **state)
+{
+    (void)state;
+    tu_alloc_uninstall();
+    return 0;
+}

@@ -38,4 +38,8 @@ void tu_alloc_reset(void);
 void tu_alloc_fail_at(uint64_t n, int sticky);
 tu_alloc_stats tu_alloc_get(void);
 
+/* A cmocka teardown for tests that install the hook: uninstalls it, so that a test that
+ * failed half-way leaves neither the hook nor an armed failure to the next one. 0. */
+int tu_alloc_teardown(void **state);
+
 #endif

@@ -135,6 +135,14 @@ static const char *skip_blanks(const char *q)
     return q;
 }
 
+size_t tu_count_substr(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
 size_t tu_json_count_pair(const char *text, const char *key, const char *value)
 {
     char k[128], v[128];

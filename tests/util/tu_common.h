@@ -52,6 +52,8 @@ void tu_watchdog(unsigned seconds, const char *what);
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer (NULL on failure). */
 char *tu_read_file(const char *path, size_t *len);
+/* Non-overlapping occurrences of needle (non-empty) in text. */
+size_t tu_count_substr(const char *text, const char *needle);
 /* Occurrences of the JSON member "key": "value" (string value, any blanks around the
  * colon) in text. */
 size_t tu_json_count_pair(const char *text, const char *key, const char *value);
