@@ -1,6 +1,8 @@
 /* bench/run_dynamic.c - weft-bench --workload dynamic-overhead: the per-node cost of
  * define-by-run (weft/dynamic.h) when the kernels cost (nearly) nothing.
  *
+ * The context's plan cache is off (weft_dyn_set_cache(dyn, 0)): every evaluation is
+ * compiled and analysed, as for a graph whose structure changes every iteration.
  * Graphs, on one-element f64 tensors: two inputs a = 0.5 and b = 0.25 (weft_dyn_input,
  * borrowed), then N op nodes (the two input leaves are not counted in N):
  *   chain  v = a, then N times v = v * a (even steps) or v = v + b (odd steps): every node
@@ -170,6 +172,10 @@ static int config_make(dyn_config *c, int kind, size_t n, unsigned threads, weft
     const double av = IN_A, bv = IN_B;
     const int64_t one[1] = {1};
     weft_status st = weft_dyn_create(pool, &po, &c->dyn);
+    /* every iteration records the same structure: with the plan cache, evaluations after
+     * the first would skip compilation and analysis, which is what this measures */
+    if (st == WEFT_OK)
+        st = weft_dyn_set_cache(c->dyn, 0);
     if (st == WEFT_OK)
         st = weft_tensor_from_data(WEFT_F64, 1, one, &av, WEFT_COPY, &c->a);
     if (st == WEFT_OK)

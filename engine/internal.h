@@ -5,10 +5,12 @@
  * the graph's order, a topological order). Op nodes become tasks of a task graph; leaves
  * bind data (feeds, the graph's variable and constant storage) and are not tasks.
  *
- * Buffers: an op node's output buffer is allocated inside its task, by the worker that
- * runs it, on that worker's NUMA node (first touch, or weft_pool_alloc when the pool
- * spans several NUMA groups), and kept for later runs. Update ops (assign, assign_sub)
- * have no buffer: their output is the variable's storage. */
+ * Buffers: the memory plan (memplan.c) gives each op output a buffer, shared along
+ * happens-before edges; a buffer is allocated inside the task of its first holder, by
+ * the worker that runs it, on that worker's NUMA node (first touch, or weft_pool_alloc
+ * when the pool spans several NUMA groups), and kept for later runs. Dynamic one-off
+ * plans take their buffers from the iteration's arena instead. Update ops (assign,
+ * assign_sub, optim_update) have no buffer: their output is the variable's storage. */
 #ifndef WEFT_ENGINE_INTERNAL_H
 #define WEFT_ENGINE_INTERNAL_H
 
@@ -49,15 +51,13 @@ typedef struct wf_pnode {
     uint32_t task;        /* task id, or WEFT_TASK_NONE for leaves */
     wf_op_id op;
     uint8_t backward;
-    uint8_t on_pool;      /* the buffer came from weft_pool_alloc */
     uint8_t failed;       /* inline runs: this node failed or was skipped */
     uint8_t buf_first;    /* the first holder of buf: allocates it */
-    uint32_t buf;         /* static plans: index in plan->bufs, UINT32_MAX for none */
-    int group;            /* NUMA group that allocated the buffer, -1 before */
+    uint32_t buf;         /* index in plan->bufs, UINT32_MAX for none (leaves, updates) */
+    int group;            /* NUMA group of its buffer, -1 before the first run */
     wf_attrs attrs;
     wf_desc build_desc;   /* from the graph (may hold open dimensions) */
     wf_tref out;          /* concrete description and data of the current run */
-    size_t cap;           /* bytes of the owned buffer (0: none) */
     wf_scratch scratch;   /* the kernel's scratch, kept from run to run */
     double cost_ns;       /* estimated */
 } wf_pnode;
