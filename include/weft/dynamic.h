@@ -15,11 +15,13 @@
  * (PyTorch's .grad). Zero them (weft_tensor_fill) and step an optimizer
  * (weft_optim_step) as you would in PyTorch.
  *
- * Everything an iteration creates (nodes, intermediate tensors, plans) lives in the
- * context's arena and is released in one step by the next weft_dyn_begin (or
- * weft_dyn_destroy); the arena keeps its memory, so the tensors of a steady training
- * loop reuse the same memory every iteration. Values and tensors read from an iteration
- * are valid until then.
+ * Everything an iteration creates (nodes, intermediate tensors, one-off plans) is
+ * released in one step by the next weft_dyn_begin (or weft_dyn_destroy): nodes and
+ * one-off plans' tensors live in the context's arena, and the tensors of a plan taken
+ * from the plan cache (below) live in that plan's buffers, which the next iteration of
+ * the same structure reuses. Either way a steady training loop reuses the same memory
+ * every iteration. Values and tensors read from an iteration are valid until the next
+ * weft_dyn_begin.
  *
  * Thread safety: a context is used by one thread at a time. Ops on the graph of an
  * iteration follow weft/ops.h (shape errors are reported when the op is recorded).
