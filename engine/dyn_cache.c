@@ -43,7 +43,8 @@ static int attrs_same(const wf_attrs *a, const wf_attrs *b) {
 
 static uint64_t node_hash(uint64_t h, const weft_tgraph *g, const wf_tnode *x) {
     h = mix(h, ((uint64_t)x->op << 32) | ((uint64_t)x->backward << 24) |
-                   ((uint64_t)x->borrowed << 16) | (uint64_t)x->desc.dtype);
+                   ((uint64_t)x->borrowed << 16) | ((uint64_t)x->unused << 8) |
+                   (uint64_t)x->desc.dtype);
     h = mix(h, (uint64_t)x->desc.shape.ndim);
     for (int i = 0; i < x->desc.shape.ndim; i++) h = mix(h, (uint64_t)x->desc.shape.d[i]);
     for (uint32_t k = 0; k < x->nin; k++) h = mix(h, g->inputs[x->in_off + k]);
@@ -53,7 +54,7 @@ static uint64_t node_hash(uint64_t h, const weft_tgraph *g, const wf_tnode *x) {
 static int node_same(const weft_tgraph *g, const wf_tnode *x, const wf_dyn_entry *e, size_t v) {
     const wf_tnode *y = &e->nodes[v];
     if (x->op != y->op || x->nin != y->nin || x->backward != y->backward ||
-        x->borrowed != y->borrowed || x->desc.dtype != y->desc.dtype ||
+        x->borrowed != y->borrowed || x->unused != y->unused || x->desc.dtype != y->desc.dtype ||
         !wf_shape_equal(&x->desc.shape, &y->desc.shape) || !attrs_same(&x->attrs, &y->attrs))
         return 0;
     return memcmp(g->inputs + x->in_off, e->inputs + y->in_off, x->nin * sizeof *e->inputs) == 0;

@@ -180,7 +180,8 @@ weft_status weft_dyn_eval(weft_dyn *d) {
         d->done_cap = cap;
     }
     size_t nt = 0;
-    for (size_t v = from; v < n; v++) d->targets[nt++].id = (uint32_t)v;
+    for (size_t v = from; v < n; v++)
+        if (!g->nodes[v].unused) d->targets[nt++].id = (uint32_t)v;
     weft_plan *plan = NULL;
     weft_status st;
     uint64_t hash = 0;
@@ -208,6 +209,10 @@ weft_status weft_dyn_eval(weft_dyn *d) {
         return st;
     }
     for (size_t v = from; v < n; v++) {
+        if (plan->map[v] == UINT32_MAX) { /* an unused node: never computed, never read */
+            d->is_done[v] = 0;
+            continue;
+        }
         const wf_pnode *p = &plan->nodes[plan->map[v]];
         d->done[v] = p->out;
         d->is_done[v] = 1;
@@ -224,6 +229,10 @@ weft_status weft_dyn_read(weft_dyn *d, weft_value v, const weft_tensor **out) {
     if (st) return st;
     /* a value computed already is read without evaluating what came after it */
     if (v.id >= d->evaluated && (st = weft_dyn_eval(d))) return st;
+    if (!d->is_done[v.id])
+        return wf_error(WEFT_ERR_INVALID_ARG, "weft_dyn_read: value %u (%s) was replaced by a "
+                        "fused op during autodiff and is not computed", v.id,
+                        weft_tgraph_value_op(d->graph, v));
     /* the view lives in the arena: valid, and at a fixed address, until the next begin */
     weft_tensor *view = wf_arena_alloc(&d->arena, sizeof *view);
     if (!view) return wf_error(WEFT_ERR_NOMEM, "weft_dyn_read: out of memory");

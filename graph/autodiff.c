@@ -54,7 +54,11 @@ static weft_status accumulate(grad_state *s, uint32_t v, uint32_t contribution, 
         uint32_t in3[3] = {s->g->inputs[mm->in_off], s->g->inputs[mm->in_off + 1], s->grad[v]};
         wf_attrs at = mm->attrs;
         st = wf_tgraph_add(s->g, WF_OP_MATMUL_ACC, 3, in3, &at, &sum);
-        if (!st) s->grad[v] = sum;
+        if (!st) {
+            s->grad[v] = sum;
+            /* nothing reads the product any more: dynamic graphs must not compute it */
+            s->g->nodes[contribution].unused = 1;
+        }
         return st;
     }
     uint32_t in[2] = {s->grad[v], contribution};

@@ -135,6 +135,7 @@ typedef struct wf_tnode {
     uint16_t op;          /* wf_op_id */
     uint8_t backward;     /* appended by weft_tgraph_gradients */
     uint8_t borrowed;     /* storage is the caller's tensor (dynamic mode): not destroyed */
+    uint8_t unused;       /* made by autodiff, then replaced (fused): never computed */
     uint32_t nin;
     uint32_t in_off;      /* inputs: graph->inputs[in_off .. in_off + nin) */
     uint32_t name_off;    /* into graph->names, or WF_NO_NAME */

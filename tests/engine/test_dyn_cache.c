@@ -145,6 +145,81 @@ static void test_dyn_cache_never_evicts_a_plan_of_the_current_iteration(void **s
     weft_pool_destroy(pool);
 }
 
+/* A parameter used by three matmuls: autodiff fuses the weight-gradient products into
+ * matmul_acc, and the replaced products are not computed in a dynamic graph (reading one
+ * is refused); the gradient equals a static plan's bit for bit. */
+static void test_dyn_cache_fused_products_are_not_computed(void **state)
+{
+    (void)state;
+    weft_pool *pool = NULL;
+    OK(weft_pool_create(NULL, &pool));
+    weft_dyn *d = NULL;
+    OK(weft_dyn_create(pool, NULL, &d));
+    weft_tensor *w, *gw;
+    make_params(&w, &gw);
+    int64_t xd[2] = {3, 8};
+    weft_tensor *x = NULL;
+    OK(weft_tensor_create(WEFT_F64, 2, xd, &x));
+    OK(weft_tensor_init_random(x, WEFT_INIT_UNIFORM, 3, -1, 1));
+    /* dynamic: s = sum over k of sum(tanh(slice(x, k) @ w)) */
+    weft_tgraph *g = NULL;
+    OK(weft_dyn_begin(d, &g));
+    weft_value xv, wv, acc = {0}, l;
+    OK(weft_dyn_input(d, x, &xv));
+    OK(weft_dyn_param(d, w, gw, &wv));
+    for (int k = 0; k < 3; k++) {
+        weft_value r, a;
+        OK(weft_op_slice(g, xv, 0, k, k + 1, &r));
+        OK(weft_op_matmul(g, r, wv, 0, &a));
+        OK(weft_op_tanh(g, a, &a));
+        if (k) OK(weft_op_add(g, acc, a, &acc));
+        else acc = a;
+    }
+    OK(weft_op_sum(g, acc, WEFT_AXIS_ALL, 0, &l));
+    size_t before = weft_tgraph_node_count(g);
+    OK(weft_dyn_backward(d, l));
+    size_t refused = 0, fused = 0;
+    for (size_t v = before; v < weft_tgraph_node_count(g); v++) {
+        weft_value val = {(uint32_t)v};
+        const char *op = weft_tgraph_value_op(g, val);
+        fused += strcmp(op, "matmul_acc") == 0;
+        const weft_tensor *t;
+        if (strcmp(op, "matmul") == 0 && weft_dyn_read(d, val, &t) == WEFT_ERR_INVALID_ARG) {
+            assert_non_null(strstr(weft_last_error(), "fused"));
+            refused++;
+        }
+    }
+    assert_int_equal(fused, 2);
+    assert_int_equal(refused, 2);
+    /* static: the same graph as a plan fetching the gradient */
+    weft_tgraph *sg = NULL;
+    OK(weft_tgraph_create(&sg));
+    weft_value sx, sw, sacc = {0}, sl, grad;
+    OK(weft_tgraph_constant(sg, x, "x", &sx));
+    OK(weft_tgraph_variable(sg, w, "w", &sw));
+    for (int k = 0; k < 3; k++) {
+        weft_value r, a;
+        OK(weft_op_slice(sg, sx, 0, k, k + 1, &r));
+        OK(weft_op_matmul(sg, r, sw, 0, &a));
+        OK(weft_op_tanh(sg, a, &a));
+        if (k) OK(weft_op_add(sg, sacc, a, &sacc));
+        else sacc = a;
+    }
+    OK(weft_op_sum(sg, sacc, WEFT_AXIS_ALL, 0, &sl));
+    OK(weft_tgraph_gradients(sg, sl, 1, &sw, &grad));
+    weft_plan *plan = NULL;
+    OK(weft_plan_create(sg, pool, 1, &grad, 0, NULL, NULL, &plan));
+    OK(weft_plan_run(plan, 0, NULL));
+    const weft_tensor *sgrad;
+    OK(weft_plan_fetch(plan, 0, &sgrad));
+    assert_memory_equal(weft_tensor_data_const(sgrad), weft_tensor_data_const(gw), 40 * sizeof(double));
+    weft_plan_destroy(plan);
+    weft_tgraph_destroy(sg);
+    weft_dyn_destroy(d);
+    weft_tensor_destroy(x), weft_tensor_destroy(w), weft_tensor_destroy(gw);
+    weft_pool_destroy(pool);
+}
+
 int main(void)
 {
     tu_main_init(60);
@@ -152,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_dyn_cache_hits_equal_fresh_compilation),
         cmocka_unit_test(test_dyn_cache_attribute_change_is_a_miss),
         cmocka_unit_test(test_dyn_cache_never_evicts_a_plan_of_the_current_iteration),
+        cmocka_unit_test(test_dyn_cache_fused_products_are_not_computed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
