@@ -547,10 +547,12 @@ static void describe(const bench_options *o, const weft_plan_stats *ps, int inli
                  ", softmax_xent, one SGD step (forward + backward + 6 updates)", o->size);
         break;
     }
-    snprintf(buf, cap, "%s; plan: %zu nodes, %zu tasks, %zu backward nodes, %.3g MB of "
-             "buffers; estimated work %.1f us, span %.1f us%s", what, ps->nodes, ps->tasks,
-             ps->backward_nodes, (double)ps->buffer_bytes * 1e-6, ps->graph.work * 1e-3,
-             ps->graph.span * 1e-3,
+    snprintf(buf, cap, "%s; plan: %zu nodes, %zu tasks, %zu backward nodes; memory plan "
+             "%.3g MB of buffers for %.3g MB of values (%.2f); estimated work %.1f us, span "
+             "%.1f us%s", what, ps->nodes, ps->tasks, ps->backward_nodes,
+             (double)ps->planned_bytes * 1e-6, (double)ps->naive_bytes * 1e-6,
+             ps->naive_bytes ? (double)ps->planned_bytes / (double)ps->naive_bytes : 0.0,
+             ps->graph.work * 1e-3, ps->graph.span * 1e-3,
              inline_1 ? "; below the plan's inline threshold: runs on the calling thread"
                       : "");
 }
