@@ -104,7 +104,7 @@ $(BUILD)/weft-bench: $(BENCH_OBJ) $(EX_SHARED_OBJ) $(BUILD)/libweft.a
 # TOOLS: command-line programs built on the library (tools/*.c, one program for now).
 # tests/tools/ runs the built binary ($(BUILD)/weft-train, found through WEFT_TEST_BUILD).
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
-$(BUILD)/weft-train: $(TOOL_OBJ) $(BUILD)/libweft.a
+$(BUILD)/weft-train: $(TOOL_OBJ) $(EX_SHARED_OBJ) $(BUILD)/libweft.a
 	$(CC) -o $@ $^ $(LDLIBS_B)
 
 TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)

@@ -1,6 +1,8 @@
 /* bench/options.c - command-line parsing (see options.h). */
 #include "bench/options.h"
 
+#include "examples/cli_lib.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -63,59 +65,24 @@ void bench_options_usage(FILE *out)
 
 static int bad(const char *opt, const char *value, const char *why)
 {
-    fprintf(stderr, "weft-bench: invalid %s '%s': %s\n", opt, value, why);
-    return -1;
+    return cli_bad("weft-bench", opt, value, why);
 }
 
-/* A decimal unsigned integer in [lo, hi], the whole string. */
 static int parse_u64(const char *opt, const char *text, uint64_t lo, uint64_t hi,
                      uint64_t *out)
 {
-    if (text[0] < '0' || text[0] > '9')
-        return bad(opt, text, "not a non-negative decimal number");
-    errno = 0;
-    char *end = NULL;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return bad(opt, text, "not a decimal number");
-    if (v < lo || v > hi) {
-        fprintf(stderr, "weft-bench: invalid %s '%s': must be between %llu and %llu\n", opt,
-                text, (unsigned long long)lo, (unsigned long long)hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cli_parse_u64("weft-bench", opt, text, lo, hi, out);
 }
 
 static int parse_threads(const char *text, bench_options *o)
 {
-    o->nthreads = 0;
-    const char *p = text;
-    while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char item[32];
-        if (len == 0 || len >= sizeof item)
-            return bad("--threads", text, "expected a comma-separated list like 1,2");
-        memcpy(item, p, len);
-        item[len] = '\0';
-        uint64_t t;
-        if (parse_u64("--threads", item, 1, WEFT_MAX_THREADS, &t) != 0)
-            return -1;
-        int dup = 0;
-        for (size_t i = 0; i < o->nthreads; i++)
-            dup |= o->threads[i] == (unsigned)t;
-        if (!dup) {
-            if (o->nthreads == BENCH_MAX_THREAD_COUNTS)
-                return bad("--threads", text, "too many thread counts (at most 32)");
-            o->threads[o->nthreads++] = (unsigned)t;
-        }
-        p += len + (comma ? 1 : 0);
-        if (comma && *p == '\0')
-            return bad("--threads", text, "trailing comma");
-    }
-    if (o->nthreads == 0)
-        return bad("--threads", text, "empty list");
+    uint64_t t[BENCH_MAX_THREAD_COUNTS];
+    size_t n = 0;
+    if (cli_parse_u64_list("weft-bench", "--threads", text, 1, WEFT_MAX_THREADS, 1, t,
+                           BENCH_MAX_THREAD_COUNTS, &n, "1,2") != 0)
+        return -1;
+    o->nthreads = n;
+    for (size_t i = 0; i < n; i++) o->threads[i] = (unsigned)t[i];
     return 0;
 }
 

@@ -124,8 +124,7 @@ int wf_pnode_exec(void *arg) {
 
 static double node_cost_ns(const wf_pnode *p, const wf_desc *in) {
     wf_desc out = {.dtype = p->out.dtype, .shape = p->out.shape};
-    wf_cost c = p->def->cost ? p->def->cost(&p->attrs, p->nin, in, &out)
-                             : wf_cost_elementwise(&p->attrs, p->nin, in, &out);
+    wf_cost c = wf_op_cost(p->def, &p->attrs, p->nin, in, &out);
     return WF_COST_NS_PER_NODE + c.flops * WF_COST_NS_PER_FLOP + c.bytes * WF_COST_NS_PER_BYTE;
 }
 

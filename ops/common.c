@@ -167,13 +167,16 @@ void wf_scratch_free(wf_scratch *s) {
     s->cap = 0;
 }
 
-wf_cost wf_cost_elementwise(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                            const wf_desc *out) {
-    (void)attrs;
-    double bytes = (double)wf_shape_numel(&out->shape) * (double)weft_dtype_size(out->dtype);
+wf_cost wf_op_cost(const wf_op_def *def, const wf_attrs *attrs, size_t nin, const wf_desc *in,
+                   const wf_desc *out) {
+    if (def->cost) return def->cost(attrs, nin, in, out);
+    double n_out = (double)wf_shape_numel(&out->shape);
+    double n_in = nin ? (double)wf_shape_numel(&in[0].shape) : 0.0;
+    double bytes = n_out * (double)weft_dtype_size(out->dtype);
     for (size_t i = 0; i < nin; i++)
         bytes += (double)wf_shape_numel(&in[i].shape) * (double)weft_dtype_size(in[i].dtype);
-    return (wf_cost){(double)wf_shape_numel(&out->shape), bytes};
+    double per = def->flops_per_elem > 0 ? def->flops_per_elem : 1.0;
+    return (wf_cost){per * (n_in > n_out ? n_in : n_out), bytes};
 }
 
 weft_status wf_emit1(wf_grad_ctx *ctx, wf_op_id op, uint32_t a, const wf_attrs *attrs,

@@ -349,14 +349,6 @@ BINARY_KERNELS(DEFINE_BINARY_FORWARD)
 
 /* ---- cost ----------------------------------------------------------------------------- */
 
-/* exp, log, sigmoid, tanh, pow: a libm call is worth about ten flops. */
-static wf_cost cost_transcendental(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                                   const wf_desc *out) {
-    wf_cost cost = wf_cost_elementwise(attrs, nin, in, out);
-    cost.flops *= 10;
-    return cost;
-}
-
 /* fill_like writes its output and reads nothing. */
 static wf_cost cost_fill(const wf_attrs *attrs, size_t nin, const wf_desc *in,
                          const wf_desc *out) {
@@ -481,35 +473,20 @@ static weft_status scale_backward(wf_grad_ctx *c) {
 
 /* ---- the table entries ---------------------------------------------------------------- */
 
-/* Inputs read for their shape only (bit k = input k): fill_like reads its ref's shape. */
-enum { add_shape_only = 0 };
-enum { sub_shape_only = 0 };
-enum { mul_shape_only = 0 };
-enum { div_shape_only = 0 };
-enum { neg_shape_only = 0 };
-enum { exp_shape_only = 0 };
-enum { log_shape_only = 0 };
-enum { sqrt_shape_only = 0 };
-enum { sigmoid_shape_only = 0 };
-enum { tanh_shape_only = 0 };
-enum { relu_shape_only = 0 };
-enum { pow_shape_only = 0 };
-enum { scale_shape_only = 0 };
-enum { fill_like_shape_only = 1u };
-enum { sigmoid_grad_shape_only = 0 };
-enum { tanh_grad_shape_only = 0 };
-enum { relu_grad_shape_only = 0 };
-
-#define OP_DEF(NAME, NIN, FLAGS, BACKWARD, COST)                                           \
+/* The entry of op NAME; the trailing designated initializers set what differs from the
+ * defaults (cost model, shape-only inputs). */
+#define OP_DEF(NAME, NIN, FLAGS, BACKWARD, ...)                                            \
     const wf_op_def wf_op_def_##NAME = {.name = #NAME,                                     \
                                         .min_inputs = NIN,                                 \
                                         .max_inputs = NIN,                                 \
                                         .flags = FLAGS,                                    \
-                                        .shape_only = NAME##_shape_only,                   \
                                         .shape = NAME##_shape,                             \
                                         .forward = NAME##_forward,                         \
                                         .backward = BACKWARD,                              \
-                                        .cost = COST};
+                                        __VA_ARGS__};
+
+/* exp, log, sigmoid, tanh, pow: a libm-class function is worth about ten flops. */
+#define TRANSCENDENTAL .flops_per_elem = 10
 
 /* Unary ops compute out[i] from in[i] alone, with out described like input 0: they may
  * run in place. Binary ops may too, over an operand as large as the output (the memory
@@ -517,19 +494,19 @@ enum { relu_grad_shape_only = 0 };
 enum { UNARY_FLAGS = WF_OPF_INPLACE,
        FUSED_GRAD_FLAGS = WF_OPF_INTERNAL | WF_OPF_NOT_DIFFERENTIABLE | WF_OPF_INPLACE };
 
-OP_DEF(add, 2, WF_OPF_INPLACE, add_backward, NULL)
-OP_DEF(sub, 2, WF_OPF_INPLACE, sub_backward, NULL)
-OP_DEF(mul, 2, WF_OPF_INPLACE, mul_backward, NULL)
-OP_DEF(div, 2, WF_OPF_INPLACE, div_backward, NULL)
-OP_DEF(neg, 1, UNARY_FLAGS, neg_backward, NULL)
-OP_DEF(exp, 1, UNARY_FLAGS, exp_backward, cost_transcendental)
-OP_DEF(log, 1, UNARY_FLAGS, log_backward, cost_transcendental)
-OP_DEF(sqrt, 1, UNARY_FLAGS, sqrt_backward, NULL)
-OP_DEF(sigmoid, 1, UNARY_FLAGS, sigmoid_backward, cost_transcendental)
-OP_DEF(tanh, 1, UNARY_FLAGS, tanh_backward, cost_transcendental)
-OP_DEF(relu, 1, UNARY_FLAGS, relu_backward, NULL)
-OP_DEF(pow, 1, UNARY_FLAGS, pow_backward, cost_transcendental)
-OP_DEF(scale, 1, UNARY_FLAGS, scale_backward, NULL)
+OP_DEF(add, 2, WF_OPF_INPLACE, add_backward, .flops_per_elem = 1)
+OP_DEF(sub, 2, WF_OPF_INPLACE, sub_backward, .flops_per_elem = 1)
+OP_DEF(mul, 2, WF_OPF_INPLACE, mul_backward, .flops_per_elem = 1)
+OP_DEF(div, 2, WF_OPF_INPLACE, div_backward, .flops_per_elem = 1)
+OP_DEF(neg, 1, UNARY_FLAGS, neg_backward, .flops_per_elem = 1)
+OP_DEF(exp, 1, UNARY_FLAGS, exp_backward, TRANSCENDENTAL)
+OP_DEF(log, 1, UNARY_FLAGS, log_backward, TRANSCENDENTAL)
+OP_DEF(sqrt, 1, UNARY_FLAGS, sqrt_backward, .flops_per_elem = 1)
+OP_DEF(sigmoid, 1, UNARY_FLAGS, sigmoid_backward, TRANSCENDENTAL)
+OP_DEF(tanh, 1, UNARY_FLAGS, tanh_backward, TRANSCENDENTAL)
+OP_DEF(relu, 1, UNARY_FLAGS, relu_backward, .flops_per_elem = 1)
+OP_DEF(pow, 1, UNARY_FLAGS, pow_backward, TRANSCENDENTAL)
+OP_DEF(scale, 1, UNARY_FLAGS, scale_backward, .flops_per_elem = 1)
 /* fill_like reads only its ref's description; it is the seed and the zero of gradients.
  * Its value does not depend on the ref's data: the gradient is zero (no contribution),
  * which lets gradients of gradients pass through the seed. */
@@ -537,7 +514,7 @@ static weft_status fill_like_backward(wf_grad_ctx *c) {
     (void)c;
     return WEFT_OK;
 }
-OP_DEF(fill_like, 1, WF_OPF_INTERNAL, fill_like_backward, cost_fill)
-OP_DEF(sigmoid_grad, 2, FUSED_GRAD_FLAGS, NULL, NULL)
-OP_DEF(tanh_grad, 2, FUSED_GRAD_FLAGS, NULL, NULL)
-OP_DEF(relu_grad, 2, FUSED_GRAD_FLAGS, NULL, NULL)
+OP_DEF(fill_like, 1, WF_OPF_INTERNAL, fill_like_backward, .cost = cost_fill, .shape_only = 1u)
+OP_DEF(sigmoid_grad, 2, FUSED_GRAD_FLAGS, NULL, .flops_per_elem = 1)
+OP_DEF(tanh_grad, 2, FUSED_GRAD_FLAGS, NULL, .flops_per_elem = 1)
+OP_DEF(relu_grad, 2, FUSED_GRAD_FLAGS, NULL, .flops_per_elem = 1)

@@ -179,9 +179,12 @@ typedef struct wf_cost {
 /* Concrete (or build-time, -1 dims taken as 1) shapes. */
 typedef wf_cost (*wf_cost_fn)(const wf_attrs *attrs, size_t nin, const wf_desc *in,
                               const wf_desc *out);
-/* Default: one flop per output element, bytes of all inputs and the output. */
-wf_cost wf_cost_elementwise(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                            const wf_desc *out);
+struct wf_op_def;
+/* The cost of a node of `def`: def->cost when set, else def->flops_per_elem (1 when 0)
+ * flops per element of the larger of input 0 and the output, and the bytes of all the
+ * inputs and the output. */
+wf_cost wf_op_cost(const struct wf_op_def *def, const wf_attrs *attrs, size_t nin,
+                   const wf_desc *in, const wf_desc *out);
 
 /* ---- backward builders ---------------------------------------------------------------- */
 
@@ -268,7 +271,8 @@ typedef struct wf_op_def {
     wf_shape_fn shape;
     wf_kernel_fn forward;  /* handles every dtype the shape rule accepts */
     wf_grad_fn backward;   /* NULL iff WF_OPF_NOT_DIFFERENTIABLE or WF_OPF_LEAF */
-    wf_cost_fn cost;       /* NULL: wf_cost_elementwise */
+    wf_cost_fn cost;       /* NULL: the default of wf_op_cost */
+    double flops_per_elem; /* the default cost's flops per element (0 = 1) */
 } wf_op_def;
 
 #define WF_OP_DECL_(e, n) extern const wf_op_def wf_op_def_##n;

@@ -268,14 +268,6 @@ static int argmax_forward(const wf_kernel_ctx *ctx) {
 /* ---- cost ---------------------------------------------------------------------------- */
 
 /* One flop (an add or a compare) per input element; the input read, the output written. */
-static wf_cost reduce_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                           const wf_desc *out) {
-    (void)attrs, (void)nin;
-    double n = (double)wf_shape_numel(&in->shape);
-    return (wf_cost){n, n * (double)weft_dtype_size(in->dtype) +
-                            (double)wf_shape_numel(&out->shape) *
-                                (double)weft_dtype_size(out->dtype)};
-}
 
 /* ---- backward ------------------------------------------------------------------------ */
 
@@ -342,16 +334,16 @@ static weft_status mean_backward(wf_grad_ctx *ctx) {
 
 const wf_op_def wf_op_def_sum = {
     .name = "sum", .min_inputs = 1, .max_inputs = 1, .flags = 0,
-    .shape = sum_shape, .forward = sum_forward, .backward = sum_backward, .cost = reduce_cost,
+    .shape = sum_shape, .forward = sum_forward, .backward = sum_backward, .flops_per_elem = 1,
 };
 
 const wf_op_def wf_op_def_mean = {
     .name = "mean", .min_inputs = 1, .max_inputs = 1, .flags = 0,
     .shape = mean_shape, .forward = mean_forward, .backward = mean_backward,
-    .cost = reduce_cost,
+    .flops_per_elem = 1,
 };
 
 const wf_op_def wf_op_def_argmax = {
     .name = "argmax", .min_inputs = 1, .max_inputs = 1, .flags = WF_OPF_NOT_DIFFERENTIABLE,
-    .shape = argmax_shape, .forward = argmax_forward, .backward = NULL, .cost = reduce_cost,
+    .shape = argmax_shape, .forward = argmax_forward, .backward = NULL, .flops_per_elem = 1,
 };

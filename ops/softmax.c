@@ -497,61 +497,6 @@ static int mse_grad_forward(const wf_kernel_ctx *ctx) {
 
 /* ---- cost ------------------------------------------------------------------------------ */
 
-/* Bytes of every input and the output; flops = per_elem * the elements of input 0. */
-static wf_cost rows_cost(double per_elem, size_t nin, const wf_desc *in, const wf_desc *out) {
-    double bytes = (double)wf_shape_numel(&out->shape) * (double)weft_dtype_size(out->dtype);
-    for (size_t i = 0; i < nin; i++)
-        bytes += (double)wf_shape_numel(&in[i].shape) * (double)weft_dtype_size(in[i].dtype);
-    return (wf_cost){per_elem * (double)wf_shape_numel(&in[0].shape), bytes};
-}
-
-/* max, subtract, exp, add, then multiply (softmax) or subtract (log_softmax). */
-static wf_cost softmax_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                            const wf_desc *out) {
-    (void)attrs;
-    return rows_cost(4.0 + EXP_FLOPS, nin, in, out);
-}
-
-/* multiply-add for the dot, then subtract and multiply. */
-static wf_cost softmax_grad_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                                 const wf_desc *out) {
-    (void)attrs;
-    return rows_cost(4.0, nin, in, out);
-}
-
-/* add for the row sum, then exp, multiply, subtract. */
-static wf_cost log_softmax_grad_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                                     const wf_desc *out) {
-    (void)attrs;
-    return rows_cost(3.0 + EXP_FLOPS, nin, in, out);
-}
-
-/* max, subtract, exp, add per logit (the grad also scales). */
-static wf_cost xent_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                         const wf_desc *out) {
-    (void)attrs;
-    return rows_cost(3.0 + EXP_FLOPS, nin, in, out);
-}
-
-static wf_cost xent_grad_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                              const wf_desc *out) {
-    (void)attrs;
-    return rows_cost(4.0 + EXP_FLOPS, nin, in, out);
-}
-
-/* subtract, multiply, add (the grad: subtract, multiply). */
-static wf_cost mse_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                        const wf_desc *out) {
-    (void)attrs;
-    return rows_cost(3.0, nin, in, out);
-}
-
-static wf_cost mse_grad_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
-                             const wf_desc *out) {
-    (void)attrs;
-    return rows_cost(2.0, nin, in, out);
-}
-
 /* ---- backward ------------------------------------------------------------------------ */
 
 static weft_status softmax_backward(wf_grad_ctx *ctx) {
@@ -582,54 +527,58 @@ static weft_status mse_backward(wf_grad_ctx *ctx) {
     return st;
 }
 
-/* ---- the entries ---------------------------------------------------------------------- */
+/* ---- the entries ----------------------------------------------------------------------
+ * Costs: the table's default (wf_op_cost) with the flops per element of input 0 given
+ * here; an exp counts EXP_FLOPS. */
 
 #define GRAD_FLAGS (WF_OPF_INTERNAL | WF_OPF_NOT_DIFFERENTIABLE)
 
 const wf_op_def wf_op_def_softmax = {
     .name = "softmax", .min_inputs = 1, .max_inputs = 1, .flags = 0,
     .shape = softmax_shape, .forward = softmax_forward, .backward = softmax_backward,
-    .cost = softmax_cost,
+    .flops_per_elem = 4.0 + EXP_FLOPS /* max, subtract, exp, add, scale */,
 };
 
 const wf_op_def wf_op_def_log_softmax = {
     .name = "log_softmax", .min_inputs = 1, .max_inputs = 1, .flags = 0,
     .shape = log_softmax_shape, .forward = log_softmax_forward,
-    .backward = log_softmax_backward, .cost = softmax_cost,
+    .backward = log_softmax_backward,
+    .flops_per_elem = 4.0 + EXP_FLOPS /* max, subtract, exp, add, subtract */,
 };
 
 const wf_op_def wf_op_def_softmax_grad = {
     .name = "softmax_grad", .min_inputs = 2, .max_inputs = 2, .flags = GRAD_FLAGS,
     .shape = softmax_grad_shape, .forward = softmax_grad_forward, .backward = NULL,
-    .cost = softmax_grad_cost,
+    .flops_per_elem = 4.0 /* dot, subtract, multiply */,
 };
 
 const wf_op_def wf_op_def_log_softmax_grad = {
     .name = "log_softmax_grad", .min_inputs = 2, .max_inputs = 2, .flags = GRAD_FLAGS,
     .shape = log_softmax_grad_shape, .forward = log_softmax_grad_forward, .backward = NULL,
-    .cost = log_softmax_grad_cost,
+    .flops_per_elem = 3.0 + EXP_FLOPS /* row sum, exp, multiply, subtract */,
 };
 
 const wf_op_def wf_op_def_softmax_xent = {
     .name = "softmax_xent", .min_inputs = 2, .max_inputs = 2, .flags = 0,
     .shape = xent_shape, .forward = xent_forward, .backward = xent_backward,
-    .cost = xent_cost,
+    .flops_per_elem = 3.0 + EXP_FLOPS /* max, subtract, exp, add */,
 };
 
 const wf_op_def wf_op_def_softmax_xent_grad = {
     .name = "softmax_xent_grad", .min_inputs = 3, .max_inputs = 3, .flags = GRAD_FLAGS,
     .shape = xent_grad_shape, .forward = xent_grad_forward, .backward = NULL,
-    .cost = xent_grad_cost,
+    .flops_per_elem = 4.0 + EXP_FLOPS,
 };
 
 const wf_op_def wf_op_def_mse = {
     .name = "mse", .min_inputs = 2, .max_inputs = 2, .flags = 0,
-    .shape = mse_shape, .forward = mse_forward, .backward = mse_backward, .cost = mse_cost,
+    .shape = mse_shape, .forward = mse_forward, .backward = mse_backward,
+    .flops_per_elem = 3.0 /* subtract, multiply, add */,
 };
 
 const wf_op_def wf_op_def_mse_grad = {
     .name = "mse_grad", .min_inputs = 3, .max_inputs = 3,
     .flags = GRAD_FLAGS | WF_OPF_INPLACE, /* out[i] = (p[i] - t[i]) * f */
     .shape = mse_grad_shape, .forward = mse_grad_forward, .backward = NULL,
-    .cost = mse_grad_cost,
+    .flops_per_elem = 2.0,
 };

@@ -3,6 +3,8 @@
  * named with the reason. */
 #include "tools/train_options.h"
 
+#include "examples/cli_lib.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -53,72 +55,30 @@ void train_options_usage(FILE *out)
 
 static int bad(const char *opt, const char *value, const char *why)
 {
-    fprintf(stderr, "weft-train: invalid %s '%s': %s\n", opt, value, why);
-    return -1;
+    return cli_bad("weft-train", opt, value, why);
 }
 
-/* A decimal unsigned integer in [lo, hi], the whole string. */
 static int parse_u64(const char *opt, const char *text, uint64_t lo, uint64_t hi,
                      uint64_t *out)
 {
-    if (text[0] < '0' || text[0] > '9')
-        return bad(opt, text, "not a non-negative decimal number");
-    errno = 0;
-    char *end = NULL;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return bad(opt, text, "not a decimal number");
-    if (v < lo || v > hi) {
-        fprintf(stderr, "weft-train: invalid %s '%s': must be between %llu and %llu\n", opt,
-                text, (unsigned long long)lo, (unsigned long long)hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cli_parse_u64("weft-train", opt, text, lo, hi, out);
 }
 
-/* A finite number in [lo, hi) (hi_open) or [lo, hi]; lo_open excludes lo. */
 static int parse_real(const char *opt, const char *text, double lo, int lo_open, double hi,
                       int hi_open, double *out)
 {
-    errno = 0;
-    char *end = NULL;
-    double v = strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !isfinite(v))
-        return bad(opt, text, "not a finite number");
-    if ((lo_open ? !(v > lo) : !(v >= lo)) || (hi_open ? !(v < hi) : !(v <= hi))) {
-        fprintf(stderr, "weft-train: invalid %s '%s': must be in %c%g, %g%c\n", opt, text,
-                lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cli_parse_real("weft-train", opt, text, lo, lo_open, hi, hi_open, out);
 }
 
 static int parse_hidden(const char *text, train_options *o)
 {
-    o->nhidden = 0;
-    const char *p = text;
-    if (*p == '\0')
-        return bad("--hidden", text, "expected a comma-separated list like 256,128");
-    while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char item[32];
-        if (len == 0 || len >= sizeof item)
-            return bad("--hidden", text, "expected a comma-separated list like 256,128");
-        memcpy(item, p, len);
-        item[len] = '\0';
-        uint64_t w;
-        if (parse_u64("--hidden", item, 1, 1u << 16, &w) != 0)
-            return -1;
-        if (o->nhidden == TRAIN_MAX_HIDDEN)
-            return bad("--hidden", text, "too many hidden layers (at most 16)");
-        o->hidden[o->nhidden++] = (int64_t)w;
-        p += len + (comma ? 1 : 0);
-        if (comma && *p == '\0')
-            return bad("--hidden", text, "trailing comma");
-    }
+    uint64_t w[TRAIN_MAX_HIDDEN];
+    size_t n = 0;
+    if (cli_parse_u64_list("weft-train", "--hidden", text, 1, 1u << 16, 0, w, TRAIN_MAX_HIDDEN,
+                           &n, "256,128") != 0)
+        return -1;
+    o->nhidden = n;
+    for (size_t i = 0; i < n; i++) o->hidden[i] = (int64_t)w[i];
     return 0;
 }
 
