@@ -73,6 +73,7 @@ struct weft_plan {
     uint32_t *map;        /* graph node id -> plan index (UINT32_MAX: not in the plan) */
     size_t map_len;       /* graph nodes at creation */
     uint32_t *fed;        /* per plan node: the run stamp of its last feed */
+    size_t nplaceholders; /* placeholders among the plan's nodes */
     uint32_t run_stamp;
     wf_tref *in_refs;     /* scratch: node i's input views at [in_off .. in_off + nin) */
     weft_graph *tasks;

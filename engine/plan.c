@@ -113,6 +113,7 @@ static weft_status copy_nodes(weft_plan *plan, const wf_plan_extras *x, const un
             plan->in_idx[nin + k] = plan->map[g->inputs[node->in_off + k]];
         nin += node->nin;
         if (node->storage) p->out = node->storage->ref; /* variables, constants */
+        plan->nplaceholders += node->op == WF_OP_PLACEHOLDER;
         plan->nbackward += node->backward;
         j++;
     }

@@ -13,6 +13,7 @@ static weft_status bind_feeds(weft_plan *plan, size_t nfeeds, const weft_feed *f
         stamp = ++plan->run_stamp;
     }
     const weft_tgraph *g = plan->graph;
+    size_t nfed = 0; /* distinct placeholders of the plan fed in this run */
     for (size_t i = 0; i < nfeeds; i++) {
         uint32_t v = feeds[i].placeholder.id;
         const weft_tensor *t = feeds[i].tensor;
@@ -37,9 +38,11 @@ static weft_status bind_feeds(weft_plan *plan, size_t nfeeds, const weft_feed *f
         if (!wf_shape_equal(&p->out.shape, &t->ref.shape)) plan->shapes_valid = 0;
         p->out.shape = t->ref.shape;
         p->out.data = t->ref.data;
+        nfed += plan->fed[plan->map[v]] != stamp;
         plan->fed[plan->map[v]] = stamp;
     }
-    for (size_t i = 0; i < plan->n; i++) {
+    if (nfed == plan->nplaceholders) return WEFT_OK;
+    for (size_t i = 0; i < plan->n; i++) { /* name the one that is missing */
         const wf_pnode *p = &plan->nodes[i];
         if (p->op == WF_OP_PLACEHOLDER && plan->fed[i] != stamp) {
             const char *name = wf_tnode_name(g, &g->nodes[p->node]);
