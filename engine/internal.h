@@ -85,7 +85,8 @@ struct weft_plan {
                              the memory plan never reuses their buffers */
     wf_buffer *bufs;      /* static plans: the memory plan's buffers */
     size_t nbufs, bufs_cap;
-    size_t planned_bytes, naive_bytes;
+    size_t planned_bytes, naive_bytes; /* planned includes scratch, naive fused */
+    size_t scratch_bytes, fused_bytes;
     size_t nbackward;
     uint32_t *fetch;      /* plan indexes of the fetches */
     size_t nfetch;
@@ -94,7 +95,7 @@ struct weft_plan {
     int shapes_valid;     /* node shapes match the feeds of the last resolve */
     int numa_placed;
     size_t placed_tasks;
-    int costs_set;        /* task costs were set by a resolve (kept afterwards) */      /* affinity hints set from the first run's placement */
+    int costs_set;        /* task costs were set by a resolve (kept afterwards) */
     double work_ns;       /* sum of estimated costs */
     _Atomic size_t allocations;
     _Atomic size_t buffer_bytes;

@@ -73,6 +73,27 @@ static int owns_buffer(const wf_pnode *p) {
     return p->task != WEFT_TASK_NONE && !(p->def->flags & WF_OPF_UPDATE);
 }
 
+/* The scratch that nodes keep (part of the plan's memory) and the products fused into
+ * their consumers (part of the naive total: an unfused graph stores them), from the op
+ * table's memory hooks and the current shapes. */
+static void node_memory(weft_plan *plan) {
+    plan->scratch_bytes = plan->fused_bytes = 0;
+    for (size_t i = 0; i < plan->n; i++) {
+        const wf_pnode *p = &plan->nodes[i];
+        wf_desc in[4];
+        if (!p->def->memory || p->nin > 4) continue;
+        for (uint32_t k = 0; k < p->nin; k++) {
+            const wf_pnode *src = &plan->nodes[plan->in_idx[p->in_off + k]];
+            in[k] = (wf_desc){src->out.dtype, src->out.shape};
+        }
+        const unsigned threads = plan->pool ? weft_pool_threads(plan->pool) : 1;
+        wf_mem m = p->def->memory(&p->attrs, p->nin, in, &(wf_desc){p->out.dtype, p->out.shape},
+                                  threads);
+        plan->scratch_bytes += m.scratch;
+        plan->fused_bytes += m.fused;
+    }
+}
+
 /* Topological order (Kahn) and ancestor bitsets from the analysed task graph. */
 static weft_status ancestors(memplan_ctx *c) {
     weft_graph *tg = c->plan->tasks;
@@ -270,6 +291,9 @@ weft_status wf_memplan_build(weft_plan *plan) {
     }
     for (size_t i = 0; i < plan->n; i++)
         if (owns_buffer(&plan->nodes[i])) naive += value_bytes(&plan->nodes[i]);
+    node_memory(plan);
+    planned += plan->scratch_bytes;
+    naive += plan->fused_bytes;
     wf_plan_free_buffers(plan);
     wf_free(plan->bufs, plan->bufs_cap * sizeof *plan->bufs + 1);
     plan->bufs = bufs;

@@ -120,6 +120,37 @@ static weft_status param_slot(weft_optim *o, const void *key, weft_dtype dtype,
     return WEFT_OK;
 }
 
+/* 1 if gradient node v is a product made by autodiff (at or after first_new) that no node
+ * reads: its update can consume it block by block (optim_update_mm). */
+static int private_product(const weft_tgraph *g, uint32_t v, uint32_t first_new) {
+    const wf_tnode *node = &g->nodes[v];
+    if (v < first_new || (node->op != WF_OP_MATMUL && node->op != WF_OP_MATMUL_ACC)) return 0;
+    for (size_t u = v + 1; u < g->n; u++)
+        for (uint32_t k = 0; k < g->nodes[u].nin; k++)
+            if (g->inputs[g->nodes[u].in_off + k] == v) return 0;
+    return 1;
+}
+
+/* The update of variable var by gradient grad: optim_update_mm over the product's
+ * operands when the gradient is a private product (its buffer, the largest of a training
+ * step, is then never allocated; the numbers are the same bit for bit), else
+ * optim_update. */
+static weft_status add_update(weft_tgraph *g, wf_optim_slot *slot, uint32_t var, uint32_t grad,
+                              uint32_t first_new, uint32_t *out) {
+    wf_attrs at = {.slot = slot};
+    if (!private_product(g, grad, first_new)) {
+        uint32_t in[2] = {var, grad};
+        return wf_tgraph_add(g, WF_OP_OPTIM_UPDATE, 2, in, &at, out);
+    }
+    const wf_tnode *mm = &g->nodes[grad];
+    uint32_t in[4] = {var, g->inputs[mm->in_off], g->inputs[mm->in_off + 1]};
+    if (mm->nin == 3) in[3] = g->inputs[mm->in_off + 2];
+    at.flags = mm->attrs.flags;
+    weft_status st = wf_tgraph_add(g, WF_OP_OPTIM_UPDATE_MM, 1 + mm->nin, in, &at, out);
+    if (!st) g->nodes[grad].unused = 1; /* nothing reads the product: never computed */
+    return st;
+}
+
 weft_status weft_optim_minimize(weft_optim *o, weft_tgraph *g, weft_value loss, size_t n,
                                 const weft_value *vars, weft_value *updates_out) {
     const char *who = "weft_optim_minimize";
@@ -135,14 +166,13 @@ weft_status weft_optim_minimize(weft_optim *o, weft_tgraph *g, weft_value loss, 
     weft_value small[16], *grads = small;
     if (n > 16 && !(grads = wf_alloc(n * sizeof *grads, 16)))
         return wf_error(WEFT_ERR_NOMEM, "%s: out of memory", who);
+    const uint32_t first_new = (uint32_t)g->n;
     st = weft_tgraph_gradients(g, loss, n, vars, grads);
     for (size_t i = 0; i < n && !st; i++) {
         const weft_tensor *w = g->nodes[vars[i].id].storage;
         optim_param *p;
         if ((st = param_slot(o, w->ref.data, w->ref.dtype, &w->ref.shape, &p))) break;
-        wf_attrs at = {.slot = &p->slot};
-        uint32_t in[2] = {vars[i].id, grads[i].id};
-        st = wf_tgraph_add(g, WF_OP_OPTIM_UPDATE, 2, in, &at, &updates_out[i].id);
+        st = add_update(g, &p->slot, vars[i].id, grads[i].id, first_new, &updates_out[i].id);
     }
     if (grads != small) wf_free(grads, n * sizeof *grads);
     return st;

@@ -169,5 +169,7 @@ weft_status weft_plan_stats_get(weft_plan *plan, weft_plan_stats *out) {
     out->placed_tasks = plan->placed_tasks;
     out->planned_bytes = plan->planned_bytes;
     out->naive_bytes = plan->naive_bytes;
+    out->scratch_bytes = plan->scratch_bytes;
+    out->fused_bytes = plan->fused_bytes;
     return WEFT_OK;
 }

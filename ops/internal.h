@@ -50,7 +50,7 @@
     /* update.c */                                                                     \
     X(ASSIGN, assign) X(ASSIGN_SUB, assign_sub) X(ASSIGN_ADD, assign_add)              \
     /* optim.c */                                                                      \
-    X(OPTIM_UPDATE, optim_update)
+    X(OPTIM_UPDATE, optim_update) X(OPTIM_UPDATE_MM, optim_update_mm)
 
 typedef enum wf_op_id {
 #define WF_OP_ENUM_(e, n) WF_OP_##e,
@@ -85,12 +85,12 @@ typedef struct wf_attrs {
     int axis;           /* sum, mean, concat, slice: the axis (normalised, >= 0), or
                            WEFT_AXIS_ALL */
     int keepdims;       /* sum, mean */
-    unsigned flags;     /* matmul: WEFT_TRANS_A | WEFT_TRANS_B */
+    unsigned flags;     /* matmul, matmul_acc, optim_update_mm: WEFT_TRANS_A | WEFT_TRANS_B */
     double scalar;      /* pow: exponent; scale: factor; fill_like: value */
     int64_t begin, end; /* slice, slice_grad: the range on axis */
     int perm[WEFT_MAX_DIMS]; /* transpose */
     wf_shape shape;     /* reshape: the requested shape (-1 = inferred) */
-    void *slot;         /* optim_update: the parameter's wf_optim_slot */
+    void *slot;         /* optim_update(_mm): the parameter's wf_optim_slot */
 } wf_attrs;
 
 
@@ -180,6 +180,16 @@ typedef struct wf_cost {
 typedef wf_cost (*wf_cost_fn)(const wf_attrs *attrs, size_t nin, const wf_desc *in,
                               const wf_desc *out);
 struct wf_op_def;
+/* Memory of a node beyond its output, for the memory plan's report: scratch the node keeps
+ * from run to run, and the bytes of an intermediate value it consumes as it computes it (a
+ * fused product), which an unfused graph would hold in a buffer of its own; for a run on
+ * `threads` pool threads. */
+typedef struct wf_mem {
+    size_t scratch, fused;
+} wf_mem;
+typedef wf_mem (*wf_mem_fn)(const wf_attrs *attrs, size_t nin, const wf_desc *in,
+                            const wf_desc *out, unsigned threads);
+
 /* The cost of a node of `def`: def->cost when set, else def->flops_per_elem (1 when 0)
  * flops per element of the larger of input 0 and the output, and the bytes of all the
  * inputs and the output. */
@@ -273,6 +283,7 @@ typedef struct wf_op_def {
     wf_grad_fn backward;   /* NULL iff WF_OPF_NOT_DIFFERENTIABLE or WF_OPF_LEAF */
     wf_cost_fn cost;       /* NULL: the default of wf_op_cost */
     double flops_per_elem; /* the default cost's flops per element (0 = 1) */
+    wf_mem_fn memory;      /* NULL: no scratch to report, nothing fused */
 } wf_op_def;
 
 #define WF_OP_DECL_(e, n) extern const wf_op_def wf_op_def_##n;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "ops/internal.h"
+#include "ops/matmul.h"
 #include "scheduler/internal.h"
 #include "weft/ops.h"
 
@@ -45,6 +46,9 @@ void openblas_set_num_threads(int num_threads);
  * side 16 cost 1.3-2.1x one whole call, side >= 128 ~1.0-1.2x. Sides are multiples of
  * MM_TILE_ALIGN (whole register tiles of the BLAS kernels). */
 #define MM_TILE_FLOPS (16.0 * 1000 * 1000)
+/* ... and tiles hold at most this many elements (64 KB of f32): a consumer that takes a
+ * product tile by tile (optim_update_mm) keeps one tile per thread in flight. */
+#define MM_TILE_MAX_ELEMS ((size_t)16384)
 #define MM_TILE_MIN_SIDE ((size_t)64)
 #define MM_TILE_ALIGN ((size_t)16)
 
@@ -90,16 +94,18 @@ static weft_status matmul_shape(wf_attrs *attrs, size_t nin, const wf_desc *in, 
 
 /* ---- kernel ---------------------------------------------------------------------------- */
 
-/* c[m,n] = op(a) op(b) by the definition, one type at a time, for tiny products only.
- * Element (i,p) of op(a) is a[i*a_rs + p*a_ks], element (p,j) of op(b) is
+/* c[m,n] (row stride ldc) = op(a) op(b) by the definition, one type at a time, for tiny
+ * products only. Element (i,p) of op(a) is a[i*a_rs + p*a_ks], element (p,j) of op(b) is
  * b[p*b_ks + j*b_cs]. With contiguous rows of op(b) (no TRANS_B) and n >= 4: c row +=
  * a(i,p) * b row, vectorised over j; otherwise one dot product per element (for n < 4 the
- * vector loop's set-up costs more than the row: [4,5] @ [5,1] takes 3x longer). */
+ * vector loop's set-up costs more than the row: [4,5] @ [5,1] takes 3x longer). Each
+ * element's arithmetic depends on n, never on m or on which rows are computed. */
 #define MM_TINY_DEFINE(T)                                                                  \
     static void mm_tiny_##T(const T *a, const T *b, T *c, size_t m, size_t n, size_t k,     \
-                            size_t a_rs, size_t a_ks, size_t b_ks, size_t b_cs, int acc) { \
+                            size_t a_rs, size_t a_ks, size_t b_ks, size_t b_cs, size_t ldc, \
+                            int acc) {                                                     \
         for (size_t i = 0; i < m; i++) {                                                   \
-            T *ci = c + i * n;                                                             \
+            T *ci = c + i * ldc;                                                           \
             const T *ai = a + i * a_rs;                                                    \
             if (b_cs == 1 && n >= 4) {                                                     \
                 if (!acc)                                                                  \
@@ -122,43 +128,6 @@ MM_TINY_DEFINE(float)
 MM_TINY_DEFINE(double)
 #undef MM_TINY_DEFINE
 
-/* One product split into tiles of c: rows [i0, i0 + mb) x columns [j0, j0 + nb). */
-typedef struct mm_job {
-    weft_dtype dtype;
-    int ta, tb;
-    const void *a, *b;
-    void *c;
-    int n, k, lda, ldb; /* checked against INT_MAX before the job is built */
-    int accumulate;     /* matmul_acc: c += product (beta = 1) */
-    size_t m, mb, nb, tiles_n;
-} mm_job;
-
-/* Tiles [t0, t1), row-major over the tile grid. Rows i of op(a) start at a + i*lda, or,
- * with TRANS_A (a column of a), at a + i; columns j of op(b) start at b + j, or, with
- * TRANS_B (a row of b), at b + j*ldb. */
-static int mm_tiles(void *arg, size_t t0, size_t t1) {
-    const mm_job *j = arg;
-    const enum CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans;
-    const enum CBLAS_TRANSPOSE tb = j->tb ? CblasTrans : CblasNoTrans;
-    for (size_t t = t0; t < t1; t++) {
-        const size_t i0 = t / j->tiles_n * j->mb, j0 = t % j->tiles_n * j->nb;
-        const int rows = (int)(i0 + j->mb < j->m ? j->mb : j->m - i0);
-        const int cols = (int)(j0 + j->nb < (size_t)j->n ? j->nb : (size_t)j->n - j0);
-        const size_t a_off = j->ta ? i0 : i0 * (size_t)j->lda;
-        const size_t b_off = j->tb ? j0 * (size_t)j->ldb : j0;
-        const size_t c_off = i0 * (size_t)j->n + j0;
-        if (j->dtype == WEFT_F32)
-            cblas_sgemm(CblasRowMajor, ta, tb, rows, cols, j->k, 1.0f,
-                        (const float *)j->a + a_off, j->lda, (const float *)j->b + b_off,
-                        j->ldb, j->accumulate ? 1.0f : 0.0f, (float *)j->c + c_off, j->n);
-        else
-            cblas_dgemm(CblasRowMajor, ta, tb, rows, cols, j->k, 1.0,
-                        (const double *)j->a + a_off, j->lda, (const double *)j->b + b_off,
-                        j->ldb, j->accumulate ? 1.0 : 0.0, (double *)j->c + c_off, j->n);
-    }
-    return 0;
-}
-
 static pthread_once_t mm_blas_once = PTHREAD_ONCE_INIT;
 
 /* OpenBLAS's thread count is process-wide; 1 keeps BLAS from spawning threads that would
@@ -169,11 +138,12 @@ static void mm_blas_init(void) {
 }
 
 /* Tile sides for an m x n output with inner dimension k: a function of (m, n, k) only,
- * never of the thread count. E.g. [128,784] @ [784,256]: two tiles of 128 x 128. */
+ * never of the thread count. E.g. [128,784] @ [784,256]: two tiles of 128 x 128; the
+ * weight gradient [784,128] @ [128,256]: 7 x 2 tiles of 112 x 128. */
 static void mm_tiling(size_t m, size_t n, size_t k, size_t *mb, size_t *nb) {
     const double kf = 2.0 * (double)k;
     size_t r = m, c = n;
-    while (kf * (double)r * (double)c >= 2.0 * MM_TILE_FLOPS) {
+    while (kf * (double)r * (double)c >= 2.0 * MM_TILE_FLOPS || r * c > MM_TILE_MAX_ELEMS) {
         size_t *side = r >= c ? &r : &c;
         if (*side < 2 * MM_TILE_MIN_SIDE) side = side == &r ? &c : &r;
         if (*side < 2 * MM_TILE_MIN_SIDE) break; /* both sides as thin as they may go */
@@ -183,88 +153,164 @@ static void mm_tiling(size_t m, size_t n, size_t k, size_t *mb, size_t *nb) {
     *nb = c;
 }
 
-/* One output row (m == 1, the step of an RNN): a matrix-vector product. OpenBLAS's
- * small-matrix GEMM kernel for a transposed b is ~10x slower per flop than GEMV on such
- * shapes ([1,128] @ [128,128]^T: the gradient through h Wh). The row of op(a) is a with
- * stride 1, or with TRANS_A column 0 of a [k,1] with stride lda. The choice depends on
- * the shape only, so results stay independent of the thread count. */
-static int mm_row(const void *a, const void *b, wf_tref *c, int ta, int tb, size_t n,
-                  size_t k, size_t ac, size_t bc, int accumulate) {
-    const int incx = ta ? (int)ac : 1;
-    /* out[j] = sum_p a[p] op(b)[p][j]: op(b) = b [k,n] -> b^T x; op(b) = b^T, b [n,k] -> b x */
-    const enum CBLAS_TRANSPOSE t = tb ? CblasNoTrans : CblasTrans;
-    const int rows = tb ? (int)n : (int)k, cols = tb ? (int)k : (int)n;
-    if (c->dtype == WEFT_F32)
-        cblas_sgemv(CblasRowMajor, t, rows, cols, 1.0f, (const float *)b, (int)bc,
-                    (const float *)a, incx, accumulate ? 1.0f : 0.0f, (float *)c->data, 1);
-    else
-        cblas_dgemv(CblasRowMajor, t, rows, cols, 1.0, (const double *)b, (int)bc,
-                    (const double *)a, incx, accumulate ? 1.0 : 0.0, (double *)c->data, 1);
+int wf_mm_prepare(const char *op, const wf_tref *a, const wf_tref *b, unsigned flags,
+                  wf_mm *mm) {
+    const int ta = (flags & WEFT_TRANS_A) != 0, tb = (flags & WEFT_TRANS_B) != 0;
+    const size_t ar = (size_t)a->shape.d[0], ac = (size_t)a->shape.d[1];
+    const size_t br = (size_t)b->shape.d[0], bc = (size_t)b->shape.d[1];
+    *mm = (wf_mm){.dtype = a->dtype, .ta = ta, .tb = tb, .a = a->data, .b = b->data,
+                  .m = ta ? ac : ar, .k = ta ? ar : ac, .n = tb ? br : bc, .ac = ac, .bc = bc};
+    const size_t m = mm->m, n = mm->n, k = mm->k;
+    mm->mb = m, mm->nb = n, mm->tiles_n = 1, mm->tiles = 1;
+    if (m == 0 || n == 0) {
+        mm->path = WF_MM_NONE, mm->tiles = 0;
+        return 0;
+    }
+    if (k == 0) { /* an empty sum (BLAS may not accept lda = 0) */
+        mm->path = WF_MM_ZERO;
+        return 0;
+    }
+    if (m < MM_TINY_MACS && n < MM_TINY_MACS && k < MM_TINY_MACS && m * n * k < MM_TINY_MACS) {
+        mm->path = WF_MM_TINY;
+        return 0;
+    }
+    if (m > INT_MAX || n > INT_MAX || k > INT_MAX || ac > INT_MAX || bc > INT_MAX)
+        return wf_error(WEFT_ERR_RANGE, "%s: [%zu,%zu] @ [%zu,%zu] exceeds the BLAS index range",
+                        op, ar, ac, br, bc);
+    pthread_once(&mm_blas_once, mm_blas_init);
+    if (m == 1) {
+        mm->path = WF_MM_ROW;
+    } else if (k == 1 && m * n <= MM_OUTER_MAX) {
+        mm->path = WF_MM_OUTER;
+    } else {
+        mm->path = WF_MM_GEMM;
+        mm_tiling(m, n, k, &mm->mb, &mm->nb);
+        mm->tiles_n = (n + mm->nb - 1) / mm->nb;
+        mm->tiles = (m + mm->mb - 1) / mm->mb * mm->tiles_n;
+    }
     return 0;
 }
 
-/* An outer product (k == 1: the weight gradient x^T g of one RNN step): a rank-1 update.
- * OpenBLAS's small-matrix GEMM spends ~4x longer on it than GER. op(a) is a column of m
- * values (stride 1 when a is [1,m] under TRANS_A, lda = 1 when a is [m,1]), op(b) a row
- * of n (stride ldb under TRANS_B). The choice depends on the shape only. */
-static int mm_outer(const void *a, const void *b, wf_tref *c, int ta, int tb, size_t m,
-                    size_t n, size_t ac, size_t bc, int accumulate) {
-    const int incx = ta ? 1 : (int)ac, incy = tb ? (int)bc : 1;
-    if (!accumulate) memset(c->data, 0, m * n * weft_dtype_size(c->dtype));
-    if (c->dtype == WEFT_F32)
-        cblas_sger(CblasRowMajor, (int)m, (int)n, 1.0f, (const float *)a, incx,
-                   (const float *)b, incy, (float *)c->data, (int)n);
+void wf_mm_tile(const wf_mm *mm, size_t t, size_t *r0, size_t *rows, size_t *c0,
+                size_t *cols) {
+    *r0 = t / mm->tiles_n * mm->mb;
+    *c0 = t % mm->tiles_n * mm->nb;
+    *rows = *r0 + mm->mb < mm->m ? mm->mb : mm->m - *r0;
+    *cols = *c0 + mm->nb < mm->n ? mm->nb : mm->n - *c0;
+}
+
+/* One output row (m == 1, the step of an RNN): a matrix-vector product. OpenBLAS's
+ * small-matrix GEMM kernel for a transposed b is ~10x slower per flop than GEMV on such
+ * shapes ([1,128] @ [128,128]^T: the gradient through h Wh). The row of op(a) is a with
+ * stride 1, or with TRANS_A column 0 of a [k,1] with stride ac. */
+static void mm_row(const wf_mm *mm, void *dst, int accumulate) {
+    const int incx = mm->ta ? (int)mm->ac : 1;
+    /* out[j] = sum_p a[p] op(b)[p][j]: op(b) = b [k,n] -> b^T x; op(b) = b^T, b [n,k] -> b x */
+    const enum CBLAS_TRANSPOSE t = mm->tb ? CblasNoTrans : CblasTrans;
+    const int rows = mm->tb ? (int)mm->n : (int)mm->k, cols = mm->tb ? (int)mm->k : (int)mm->n;
+    if (mm->dtype == WEFT_F32)
+        cblas_sgemv(CblasRowMajor, t, rows, cols, 1.0f, (const float *)mm->b, (int)mm->bc,
+                    (const float *)mm->a, incx, accumulate ? 1.0f : 0.0f, (float *)dst, 1);
     else
-        cblas_dger(CblasRowMajor, (int)m, (int)n, 1.0, (const double *)a, incx,
-                   (const double *)b, incy, (double *)c->data, (int)n);
+        cblas_dgemv(CblasRowMajor, t, rows, cols, 1.0, (const double *)mm->b, (int)mm->bc,
+                    (const double *)mm->a, incx, accumulate ? 1.0 : 0.0, (double *)dst, 1);
+}
+
+/* Rows [r0, r0 + rows) of an outer product (k == 1: the weight gradient x^T g of one RNN
+ * step) as a rank-1 update; OpenBLAS's small-matrix GEMM spends ~4x longer on it than
+ * GER. op(a) is a column of m values (stride 1 when a is [1,m] under TRANS_A, ac when a
+ * is [m,1]), op(b) a row of n (stride bc under TRANS_B). Each element is one product
+ * (added to dst's element when accumulating), whatever rows are computed. */
+static void mm_outer(const wf_mm *mm, size_t r0, size_t rows, void *dst, size_t ldd,
+                     int accumulate) {
+    const size_t incx = mm->ta ? 1 : mm->ac, incy = mm->tb ? mm->bc : 1;
+    const size_t es = weft_dtype_size(mm->dtype);
+    if (!accumulate)
+        for (size_t r = 0; r < rows; r++) memset((char *)dst + r * ldd * es, 0, mm->n * es);
+    if (mm->dtype == WEFT_F32)
+        cblas_sger(CblasRowMajor, (int)rows, (int)mm->n, 1.0f,
+                   (const float *)mm->a + r0 * incx, (int)incx, (const float *)mm->b,
+                   (int)incy, (float *)dst, (int)ldd);
+    else
+        cblas_dger(CblasRowMajor, (int)rows, (int)mm->n, 1.0,
+                   (const double *)mm->a + r0 * incx, (int)incx, (const double *)mm->b,
+                   (int)incy, (double *)dst, (int)ldd);
+}
+
+/* Rows i of op(a) start at a + i*ac, or, with TRANS_A (a column of a), at a + i; columns
+ * j of op(b) start at b + j, or, with TRANS_B (a row of b), at b + j*bc. */
+static void mm_gemm(const wf_mm *mm, size_t r0, size_t rows, size_t c0, size_t cols,
+                    void *dst, size_t ldd, int accumulate) {
+    const enum CBLAS_TRANSPOSE ta = mm->ta ? CblasTrans : CblasNoTrans;
+    const enum CBLAS_TRANSPOSE tb = mm->tb ? CblasTrans : CblasNoTrans;
+    const size_t a_off = mm->ta ? r0 : r0 * mm->ac, b_off = mm->tb ? c0 * mm->bc : c0;
+    if (mm->dtype == WEFT_F32)
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)rows, (int)cols, (int)mm->k, 1.0f,
+                    (const float *)mm->a + a_off, (int)mm->ac, (const float *)mm->b + b_off,
+                    (int)mm->bc, accumulate ? 1.0f : 0.0f, (float *)dst, (int)ldd);
+    else
+        cblas_dgemm(CblasRowMajor, ta, tb, (int)rows, (int)cols, (int)mm->k, 1.0,
+                    (const double *)mm->a + a_off, (int)mm->ac, (const double *)mm->b + b_off,
+                    (int)mm->bc, accumulate ? 1.0 : 0.0, (double *)dst, (int)ldd);
+}
+
+void wf_mm_block(const wf_mm *mm, size_t r0, size_t rows, size_t c0, size_t cols, void *dst,
+                 size_t ldd, int accumulate) {
+    const size_t es = weft_dtype_size(mm->dtype);
+    switch (mm->path) {
+    case WF_MM_NONE: break;
+    case WF_MM_ZERO:
+        if (!accumulate)
+            for (size_t r = 0; r < rows; r++) memset((char *)dst + r * ldd * es, 0, cols * es);
+        break;
+    case WF_MM_TINY: {
+        const size_t a_rs = mm->ta ? 1 : mm->ac, a_ks = mm->ta ? mm->ac : 1;
+        const size_t b_ks = mm->tb ? 1 : mm->bc, b_cs = mm->tb ? mm->bc : 1;
+        if (mm->dtype == WEFT_F32)
+            mm_tiny_float((const float *)mm->a + r0 * a_rs, mm->b, dst, rows, mm->n, mm->k,
+                          a_rs, a_ks, b_ks, b_cs, ldd, accumulate);
+        else
+            mm_tiny_double((const double *)mm->a + r0 * a_rs, mm->b, dst, rows, mm->n, mm->k,
+                           a_rs, a_ks, b_ks, b_cs, ldd, accumulate);
+        break;
+    }
+    case WF_MM_ROW: mm_row(mm, dst, accumulate); break;
+    case WF_MM_OUTER: mm_outer(mm, r0, rows, dst, ldd, accumulate); break;
+    case WF_MM_GEMM: mm_gemm(mm, r0, rows, c0, cols, dst, ldd, accumulate); break;
+    }
+}
+
+typedef struct mm_job {
+    const wf_mm *mm;
+    void *c;
+    int accumulate; /* matmul_acc: c += product (beta = 1) */
+} mm_job;
+
+/* Tiles [t0, t1) of the product, each straight into c. */
+static int mm_tiles(void *arg, size_t t0, size_t t1) {
+    const mm_job *j = arg;
+    const size_t es = weft_dtype_size(j->mm->dtype);
+    for (size_t t = t0; t < t1; t++) {
+        size_t r0, rows, c0, cols;
+        wf_mm_tile(j->mm, t, &r0, &rows, &c0, &cols);
+        wf_mm_block(j->mm, r0, rows, c0, cols, (char *)j->c + (r0 * j->mm->n + c0) * es,
+                    j->mm->n, j->accumulate);
+    }
     return 0;
 }
 
 /* c = op(a) op(b), or with accumulate (matmul_acc, c already holding the addend):
  * c += op(a) op(b). */
-static int matmul_run(const wf_kernel_ctx *ctx, int accumulate) {
-    const wf_tref *a = &ctx->in[0], *b = &ctx->in[1];
-    wf_tref *c = ctx->out;
-    const int ta = (ctx->attrs->flags & WEFT_TRANS_A) != 0;
-    const int tb = (ctx->attrs->flags & WEFT_TRANS_B) != 0;
-    const size_t ar = (size_t)a->shape.d[0], ac = (size_t)a->shape.d[1];
-    const size_t br = (size_t)b->shape.d[0], bc = (size_t)b->shape.d[1];
-    const size_t m = ta ? ac : ar, k = ta ? ar : ac, n = tb ? br : bc;
-    const size_t esize = weft_dtype_size(c->dtype);
-
-    if (m == 0 || n == 0) return 0;
-    if (k == 0) { /* an empty sum: c = 0 (BLAS may not accept lda = 0) */
-        if (!accumulate) memset(c->data, 0, m * n * esize);
-        return 0;
-    }
-    if (m < MM_TINY_MACS && n < MM_TINY_MACS && k < MM_TINY_MACS && m * n * k < MM_TINY_MACS) {
-        const size_t a_rs = ta ? 1 : ac, a_ks = ta ? ac : 1;
-        const size_t b_ks = tb ? 1 : bc, b_cs = tb ? bc : 1;
-        if (c->dtype == WEFT_F32)
-            mm_tiny_float(a->data, b->data, c->data, m, n, k, a_rs, a_ks, b_ks, b_cs, accumulate);
-        else
-            mm_tiny_double(a->data, b->data, c->data, m, n, k, a_rs, a_ks, b_ks, b_cs,
-                           accumulate);
-        return 0;
-    }
-    if (m > INT_MAX || n > INT_MAX || k > INT_MAX || ac > INT_MAX || bc > INT_MAX)
-        return wf_error(WEFT_ERR_RANGE,
-                        "matmul: [%zu,%zu] @ [%zu,%zu] exceeds the BLAS index range", ar, ac,
-                        br, bc);
-    pthread_once(&mm_blas_once, mm_blas_init);
-    if (m == 1) return mm_row(a->data, b->data, c, ta, tb, n, k, ac, bc, accumulate);
-    if (k == 1 && m * n <= MM_OUTER_MAX) return mm_outer(a->data, b->data, c, ta, tb, m, n, ac, bc, accumulate);
-    mm_job job = {.dtype = c->dtype, .ta = ta, .tb = tb, .a = a->data, .b = b->data,
-                  .c = c->data, .n = (int)n, .k = (int)k, .lda = (int)ac, .ldb = (int)bc,
-                  .accumulate = accumulate, .m = m};
-    mm_tiling(m, n, k, &job.mb, &job.nb);
-    job.tiles_n = (n + job.nb - 1) / job.nb;
-    const size_t tiles = (m + job.mb - 1) / job.mb * job.tiles_n;
-    return wf_kernel_parallel(ctx, tiles, 1, mm_tiles, &job);
+static int matmul_run(const wf_kernel_ctx *ctx, const char *op, int accumulate) {
+    wf_mm mm;
+    int rc = wf_mm_prepare(op, &ctx->in[0], &ctx->in[1], ctx->attrs->flags, &mm);
+    if (rc) return rc;
+    mm_job job = {.mm = &mm, .c = ctx->out->data, .accumulate = accumulate};
+    return wf_kernel_parallel(ctx, mm.tiles, 1, mm_tiles, &job);
 }
 
 static int matmul_forward(const wf_kernel_ctx *ctx) {
-    return matmul_run(ctx, 0);
+    return matmul_run(ctx, "matmul", 0);
 }
 
 /* ---- matmul_acc: c + op(a) op(b) --------------------------------------------------------
@@ -288,7 +334,7 @@ static int matmul_acc_forward(const wf_kernel_ctx *ctx) {
     size_t bytes = wf_shape_numel(&ctx->out->shape) * weft_dtype_size(ctx->out->dtype);
     if (ctx->out->data != ctx->in[2].data && bytes)
         memcpy(ctx->out->data, ctx->in[2].data, bytes);
-    return matmul_run(ctx, 1);
+    return matmul_run(ctx, "matmul_acc", 1);
 }
 
 /* The product's gradients as for matmul (the same builder on inputs 0 and 1) and the
@@ -320,17 +366,20 @@ static double mm_dim(int64_t d) {
     return d < 0 ? 1.0 : (double)d;
 }
 
-/* 2mnk flops; reads a and b, writes c. */
+wf_cost wf_mm_cost(unsigned flags, const wf_desc *a, const wf_desc *b, const wf_desc *out) {
+    const int ta = (flags & WEFT_TRANS_A) != 0;
+    const double k = mm_dim(a->shape.d[!ta]);
+    const double m = mm_dim(out->shape.d[0]), n = mm_dim(out->shape.d[1]);
+    const double esize = (double)weft_dtype_size(out->dtype);
+    const double bytes =
+        ((double)wf_shape_numel(&a->shape) + (double)wf_shape_numel(&b->shape) + m * n) * esize;
+    return (wf_cost){2.0 * m * n * k, bytes};
+}
+
 static wf_cost matmul_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
                            const wf_desc *out) {
     (void)nin;
-    const int ta = (attrs->flags & WEFT_TRANS_A) != 0;
-    const double k = mm_dim(in[0].shape.d[!ta]);
-    const double m = mm_dim(out->shape.d[0]), n = mm_dim(out->shape.d[1]);
-    const double esize = (double)weft_dtype_size(out->dtype);
-    const double bytes = ((double)wf_shape_numel(&in[0].shape) +
-                          (double)wf_shape_numel(&in[1].shape) + m * n) * esize;
-    return (wf_cost){2.0 * m * n * k, bytes};
+    return wf_mm_cost(attrs->flags, &in[0], &in[1], out);
 }
 
 /* ---- backward -------------------------------------------------------------------------- */

@@ -90,8 +90,14 @@ typedef struct weft_plan_stats {
     size_t tasks;          /* op nodes scheduled as tasks */
     size_t backward_nodes; /* nodes appended by autodiff */
     size_t buffer_bytes;   /* bytes of the plan's own buffers allocated so far */
-    size_t planned_bytes;  /* bytes of the memory plan's buffers for the current shapes */
-    size_t naive_bytes;    /* the same if every value had its own buffer */
+    size_t planned_bytes;  /* bytes of the memory plan's buffers for the current shapes,
+                              scratch_bytes included */
+    size_t naive_bytes;    /* the same if every value had its own buffer, fused_bytes
+                              included */
+    size_t scratch_bytes;  /* workspace kept by kernels: the gradient blocks of updates
+                              fused with their weight-gradient product */
+    size_t fused_bytes;    /* products that fused updates consume block by block, which an
+                              unfused plan stores whole (weft_optim_minimize fuses them) */
     size_t allocations;    /* buffer allocations since creation */
     size_t placed_tasks;   /* tasks pinned to the NUMA group that holds their buffer (pools
                               of several NUMA groups, after the first scheduled run) */

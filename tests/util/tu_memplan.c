@@ -55,7 +55,7 @@ static int vg_inplace_op(const char *op, size_t k, size_t nin)
 static int vg_update_op(const char *op)
 {
     return op_is(op, "assign") || op_is(op, "assign_sub") || op_is(op, "assign_add") ||
-           op_is(op, "optim_update");
+           op_is(op, "optim_update") || op_is(op, "optim_update_mm");
 }
 
 int tu_vg_hb(const tu_vg *V, size_t a, size_t b)
