@@ -225,9 +225,12 @@ static int optim_mm_forward(const wf_kernel_ctx *ctx) {
 
 static wf_cost optim_mm_cost(const wf_attrs *attrs, size_t nin, const wf_desc *in,
                              const wf_desc *out) {
+    /* the product, the update, and the addend read once */
     wf_cost c = wf_mm_cost(attrs->flags, &in[1], &in[2], out);
     wf_cost u = optim_update_cost(attrs, 2, in, out);
-    return (wf_cost){c.flops + u.flops + (nin > 3) * u.flops / 10, c.bytes + u.bytes};
+    double addend = nin > 3 ? (double)wf_shape_numel(&in[3].shape) * weft_dtype_size(in[3].dtype)
+                            : 0.0;
+    return (wf_cost){c.flops + u.flops, c.bytes + u.bytes + addend};
 }
 
 /* The scratch blocks, and the gradient never stored (what an unfused plan holds). */
