@@ -10,7 +10,7 @@
  * the worker that runs it, on that worker's NUMA node (first touch, or weft_pool_alloc
  * when the pool spans several NUMA groups), and kept for later runs. Dynamic one-off
  * plans take their buffers from the iteration's arena instead. Update ops (assign,
- * assign_sub, optim_update) have no buffer: their output is the variable's storage. */
+ * assign_sub, assign_add, optim_update, optim_update_mm) have no buffer: their output is the variable's storage. */
 #ifndef WEFT_ENGINE_INTERNAL_H
 #define WEFT_ENGINE_INTERNAL_H
 

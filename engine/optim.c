@@ -1,9 +1,10 @@
 /* engine/optim.c - optimizer objects: hyper-parameters, per-parameter state (slots),
- * the static path (gradients + one optim_update op per variable) and the eager path
+ * the static path (gradients + one update op per variable: optim_update, or
+ * optim_update_mm for a gradient product it consumes tile by tile) and the eager path
  * (the same kernel run directly on tensors). The kernels are in ops/optim.c.
  *
  * Slots are allocated one by one and never move: plans hold pointers to them in their
- * optim_update nodes' attributes. */
+ * update nodes' attributes. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,11 +121,28 @@ static weft_status param_slot(weft_optim *o, const void *key, weft_dtype dtype,
     return WEFT_OK;
 }
 
-/* 1 if gradient node v is a product made by autodiff (at or after first_new) that no node
- * reads: its update can consume it block by block (optim_update_mm). */
-static int private_product(const weft_tgraph *g, uint32_t v, uint32_t first_new) {
+/* 1 if value v is a variable's storage, directly or through views (reshape...). */
+static int is_variable_data(const weft_tgraph *g, uint32_t v) {
+    while (wf_op_get((wf_op_id)g->nodes[v].op)->flags & WF_OPF_VIEW)
+        v = g->inputs[g->nodes[v].in_off];
+    return g->nodes[v].op == WF_OP_VARIABLE;
+}
+
+/* 1 if the update of vars[i] may consume its gradient grads[i] tile by tile
+ * (optim_update_mm): the gradient is a product made by this call's autodiff (at or after
+ * first_new), read by no node and the gradient of no other variable, and no operand is a
+ * variable's data. An operand that is a variable would be read while updates write it:
+ * the variable itself (W @ W) changes under its own update's tiles, and two variables
+ * that are each other's operands (A @ B) would need each update before the other. */
+static int fusable_gradient(const weft_tgraph *g, size_t n, const weft_value *grads, size_t i,
+                            uint32_t first_new) {
+    const uint32_t v = grads[i].id;
     const wf_tnode *node = &g->nodes[v];
     if (v < first_new || (node->op != WF_OP_MATMUL && node->op != WF_OP_MATMUL_ACC)) return 0;
+    for (size_t j = 0; j < n; j++)
+        if (j != i && grads[j].id == v) return 0;
+    for (uint32_t k = 0; k < node->nin; k++)
+        if (is_variable_data(g, g->inputs[node->in_off + k])) return 0;
     for (size_t u = v + 1; u < g->n; u++)
         for (uint32_t k = 0; k < g->nodes[u].nin; k++)
             if (g->inputs[g->nodes[u].in_off + k] == v) return 0;
@@ -132,13 +150,12 @@ static int private_product(const weft_tgraph *g, uint32_t v, uint32_t first_new)
 }
 
 /* The update of variable var by gradient grad: optim_update_mm over the product's
- * operands when the gradient is a private product (its buffer, the largest of a training
- * step, is then never allocated; the numbers are the same bit for bit), else
- * optim_update. */
+ * operands when `fuse` (the gradient, the largest value of a training step, is then never
+ * stored; the numbers are the same bit for bit), else optim_update. */
 static weft_status add_update(weft_tgraph *g, wf_optim_slot *slot, uint32_t var, uint32_t grad,
-                              uint32_t first_new, uint32_t *out) {
+                              int fuse, uint32_t *out) {
     wf_attrs at = {.slot = slot};
-    if (!private_product(g, grad, first_new)) {
+    if (!fuse) {
         uint32_t in[2] = {var, grad};
         return wf_tgraph_add(g, WF_OP_OPTIM_UPDATE, 2, in, &at, out);
     }
@@ -164,17 +181,24 @@ weft_status weft_optim_minimize(weft_optim *o, weft_tgraph *g, weft_value loss, 
                             "variable", who, i, vars[i].id, weft_tgraph_value_op(g, vars[i]));
     }
     weft_value small[16], *grads = small;
-    if (n > 16 && !(grads = wf_alloc(n * sizeof *grads, 16)))
-        return wf_error(WEFT_ERR_NOMEM, "%s: out of memory", who);
+    unsigned char small_fuse[16], *fuse = small_fuse;
+    const size_t bytes = n * (sizeof *grads + 1);
+    if (n > 16) {
+        if (!(grads = wf_alloc(bytes, 16))) return wf_error(WEFT_ERR_NOMEM, "%s: out of memory", who);
+        fuse = (unsigned char *)(grads + n);
+    }
     const uint32_t first_new = (uint32_t)g->n;
     st = weft_tgraph_gradients(g, loss, n, vars, grads);
+    /* decided before any update is added (the fused ones mark their products unused) */
+    for (size_t i = 0; i < n && !st; i++)
+        fuse[i] = (unsigned char)fusable_gradient(g, n, grads, i, first_new);
     for (size_t i = 0; i < n && !st; i++) {
         const weft_tensor *w = g->nodes[vars[i].id].storage;
         optim_param *p;
         if ((st = param_slot(o, w->ref.data, w->ref.dtype, &w->ref.shape, &p))) break;
-        st = add_update(g, &p->slot, vars[i].id, grads[i].id, first_new, &updates_out[i].id);
+        st = add_update(g, &p->slot, vars[i].id, grads[i].id, fuse[i], &updates_out[i].id);
     }
-    if (grads != small) wf_free(grads, n * sizeof *grads);
+    if (grads != small) wf_free(grads, bytes);
     return st;
 }
 

@@ -97,8 +97,9 @@ int wf_pnode_exec(void *arg) {
         p->out.data = b->data;
         p->group = b->group;
     }
-    wf_kernel_ctx ctx = {.scratch = &p->scratch, .pool = plan->pool, .attrs = &p->attrs, .nin = p->nin, .in = in,
-                         .out = &p->out};
+    wf_kernel_ctx ctx = {.scratch = &p->scratch, .pool = plan->pool, .attrs = &p->attrs,
+                         .nin = p->nin, .in = in, .out = &p->out,
+                         .check_numerics = plan->opts.check_numerics};
     int rc = p->def->forward(&ctx);
     if (rc) {
         weft_status st = rc > 0 && rc <= WEFT_ERR_NUMERICS ? (weft_status)rc : WEFT_ERR_TASK_FAILED;

@@ -1,7 +1,8 @@
 /* graph/dot.c - Graphviz DOT export of a tensor graph.
  *
  * Styles: placeholders are grey ellipses, variables yellow boxes, constants white boxes,
- * forward ops blue, backward ops (appended by autodiff) red, variable updates green.
+ * forward ops blue, backward ops (appended by autodiff) red, variable updates green,
+ * unused nodes (products fused into their consumer, never computed) dashed grey.
  * Each node shows "op name" and its build-time shape ("?" for an open dimension); each
  * edge goes from an input to its consumer. The file is written atomically. */
 #include <stdio.h>
@@ -15,6 +16,8 @@ static const char *node_style(const wf_tnode *n) {
     case WF_OP_CONSTANT: return "shape=box,style=filled,fillcolor=white";
     default: break;
     }
+    if (n->unused) /* a product fused into its consumer: never computed */
+        return "shape=box,style=\"dashed,rounded\",color=\"#999999\",fontcolor=\"#999999\"";
     if (wf_op_get((wf_op_id)n->op)->flags & WF_OPF_UPDATE)
         return "shape=box,style=\"filled,rounded\",fillcolor=\"#9be39b\"";
     return n->backward ? "shape=box,style=\"filled,rounded\",fillcolor=\"#f4a6a6\""

@@ -137,6 +137,8 @@ typedef struct wf_kernel_ctx {
     size_t nin;
     const wf_tref *in;
     wf_tref *out;
+    int check_numerics; /* the plan's check mode: a kernel that changes state in place
+                           (optim_update_mm) checks what it applies first */
 } wf_kernel_ctx;
 
 typedef int (*wf_kernel_fn)(const wf_kernel_ctx *ctx);

@@ -35,19 +35,22 @@ void openblas_set_num_threads(int num_threads);
  * meet near 256-512. (With OPENBLAS_CORETYPE=SkylakeX, sgemm's small-matrix path is
  * faster still at every size; the loop keeps tiny products cheap whatever BLAS does.) */
 #define MM_TINY_MACS ((size_t)512)
-/* Outer products (k == 1) up to this many outputs take GER, single-threaded; larger ones
- * split into GEMM tiles across the pool. */
+/* Outer products (k == 1) up to this many outputs take GER, in tiles of whole rows of at
+ * most MM_TILE_MAX_ELEMS elements (each row is one AXPY-like pass whatever the call's
+ * other rows); larger ones split into GEMM tiles. */
 #define MM_OUTER_MAX ((size_t)1 << 18)
-/* Output tiles: the longer side is halved while the tile holds at least
- * 2 * MM_TILE_FLOPS (2 * rows * cols * k) and the halved side stays >= MM_TILE_MIN_SIDE,
- * so tiles end between MM_TILE_FLOPS and twice that (~150-300 us of SkylakeX sgemm on
- * one core), far above a task's cost. The side bound keeps packing small: each call
- * packs (rows + cols) * k elements for 2 * rows * cols * k flops, and measured tiles of
- * side 16 cost 1.3-2.1x one whole call, side >= 128 ~1.0-1.2x. Sides are multiples of
- * MM_TILE_ALIGN (whole register tiles of the BLAS kernels). */
+/* GEMM output tiles: the longer side is halved while the tile holds at least
+ * 2 * MM_TILE_FLOPS (2 * rows * cols * k) or more than MM_TILE_MAX_ELEMS elements, and
+ * the halved side stays >= MM_TILE_MIN_SIDE. Tiles therefore cost at most twice
+ * MM_TILE_FLOPS (~300 us of SkylakeX sgemm on one core); with a small k the element cap
+ * makes them smaller (the MLP's weight gradient [784,128] @ [128,256]: 14 tiles of 112 x
+ * 128, 3.7 MFLOP each), still far above a task's cost. The element cap bounds what a
+ * consumer that takes a product tile by tile (optim_update_mm) keeps in flight: 64 KB of
+ * f32 per thread. The side bound keeps packing small: each call packs (rows + cols) * k
+ * elements for 2 * rows * cols * k flops, and measured tiles of side 16 cost 1.3-2.1x one
+ * whole call, side >= 128 ~1.0-1.2x. Sides are multiples of MM_TILE_ALIGN (whole register
+ * tiles of the BLAS kernels). */
 #define MM_TILE_FLOPS (16.0 * 1000 * 1000)
-/* ... and tiles hold at most this many elements (64 KB of f32): a consumer that takes a
- * product tile by tile (optim_update_mm) keeps one tile per thread in flight. */
 #define MM_TILE_MAX_ELEMS ((size_t)16384)
 #define MM_TILE_MIN_SIDE ((size_t)64)
 #define MM_TILE_ALIGN ((size_t)16)
@@ -182,6 +185,9 @@ int wf_mm_prepare(const char *op, const wf_tref *a, const wf_tref *b, unsigned f
         mm->path = WF_MM_ROW;
     } else if (k == 1 && m * n <= MM_OUTER_MAX) {
         mm->path = WF_MM_OUTER;
+        mm->mb = MM_TILE_MAX_ELEMS / n ? MM_TILE_MAX_ELEMS / n : 1;
+        if (mm->mb > m) mm->mb = m;
+        mm->tiles = (m + mm->mb - 1) / mm->mb;
     } else {
         mm->path = WF_MM_GEMM;
         mm_tiling(m, n, k, &mm->mb, &mm->nb);
@@ -216,9 +222,9 @@ static void mm_row(const wf_mm *mm, void *dst, int accumulate) {
                     (const double *)mm->a, incx, accumulate ? 1.0 : 0.0, (double *)dst, 1);
 }
 
-/* Rows [r0, r0 + rows) of an outer product (k == 1: the weight gradient x^T g of one RNN
- * step) as a rank-1 update; OpenBLAS's small-matrix GEMM spends ~4x longer on it than
- * GER. op(a) is a column of m values (stride 1 when a is [1,m] under TRANS_A, ac when a
+/* Rows [r0, r0 + rows) (one tile) of an outer product (k == 1: the weight gradient x^T g
+ * of one RNN step) as a rank-1 update; OpenBLAS's small-matrix GEMM spends ~4x longer on
+ * it than GER. op(a) is a column of m values (stride 1 when a is [1,m] under TRANS_A, ac when a
  * is [m,1]), op(b) a row of n (stride bc under TRANS_B). Each element is one product
  * (added to dst's element when accumulating), whatever rows are computed. */
 static void mm_outer(const wf_mm *mm, size_t r0, size_t rows, void *dst, size_t ldd,

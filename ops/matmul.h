@@ -28,8 +28,9 @@ typedef struct wf_mm {
     const void *a, *b;
     size_t m, n, k, ac, bc;
     wf_mm_path path;
-    size_t mb, nb;        /* tile sides (GEMM: at most MM_TILE_MAX_ELEMS elements); the
-                             whole output on the other paths */
+    size_t mb, nb;        /* tile sides: GEMM tiles and GER row tiles hold at most
+                             16384 elements; the TINY, ROW and ZERO paths have one tile,
+                             the whole (small or degenerate) output */
     size_t tiles_n, tiles;
 } wf_mm;
 
@@ -44,8 +45,8 @@ void wf_mm_tile(const wf_mm *mm, size_t t, size_t *r0, size_t *rows, size_t *c0,
                 size_t *cols);
 
 /* dst[(r - r0) * ldd + (c - c0)] = element (r, c) of the product for one tile (the values
- * of wf_mm_tile; on the paths other than GEMM the one tile is the whole product). With
- * accumulate, the element is added to what dst holds (GEMM beta = 1). */
+ * of wf_mm_tile). With accumulate, the element is added to what dst holds (GEMM
+ * beta = 1). */
 void wf_mm_block(const wf_mm *mm, size_t r0, size_t rows, size_t c0, size_t cols, void *dst,
                  size_t ldd, int accumulate);
 

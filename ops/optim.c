@@ -11,6 +11,7 @@
 #include "ops/internal.h"
 #include "ops/matmul.h"
 #include "ops/vmath.h"
+#include "scheduler/internal.h"
 #include "weft/optim.h"
 
 static weft_status optim_update_shape(wf_attrs *attrs, size_t nin, const wf_desc *in,
@@ -144,20 +145,27 @@ const wf_op_def wf_op_def_optim_update = {
  * Inputs (w, a, b[, addend]); attrs->flags holds the product's TRANS flags, attrs->slot
  * the state. The gradient op(a) op(b) (+ addend) is computed one output tile at a time
  * into a block of the node's scratch and applied at once, so it is never stored whole.
- * The tiles are dealt round-robin to one chunk per pool thread (at most one per tile),
- * and each chunk has its own block: the scratch is min(threads, tiles) tiles of at most
- * 64 KB of f32 (the MLP's first weight gradient, 784 x 256 floats in 14 tiles, needs 2
- * blocks, 112 KB, on 2 threads).
+ * The tiles are dealt round-robin to chunks, each with its own block: one chunk per pool
+ * thread, at most one per tile, and never more blocks than the product has elements. GEMM
+ * tiles and GER row tiles hold at most 16384 elements (64 KB of f32): the MLP's first
+ * weight gradient, 784 x 256 floats in 14 tiles, needs 2 blocks (112 KB) on 2 threads.
+ * Tiny, one-row and empty-sum products are one tile, the whole (small) product.
  *
  * The result is bit for bit that of matmul (or matmul_acc) followed by optim_update: each
  * tile is computed by the same call as in the matmul ops (ops/matmul.h) and each
- * parameter element is updated as by optim_apply. weft_optim_minimize emits this op for a
- * gradient that is a product read by nothing else. */
+ * parameter element is updated as by optim_apply. In check mode the gradient is computed
+ * and scanned once before anything is applied, so a NaN or Inf leaves the parameter and
+ * its state untouched, as the unfused step does. weft_optim_minimize emits this op for a
+ * gradient that is a product read by nothing else, of operands that are not variables. */
 
-/* Chunks, hence scratch blocks: one per thread, at most one per tile. */
+/* Chunks, hence scratch blocks: one per thread, at most one per tile and at most as many
+ * tile-sized blocks as fit in the product. */
 static size_t optim_mm_chunks(const wf_mm *mm, unsigned threads) {
     size_t c = threads ? threads : 1;
-    return c < mm->tiles ? c : mm->tiles;
+    const size_t fit = mm->tiles ? mm->m * mm->n / (mm->mb * mm->nb) : 0;
+    if (c > mm->tiles) c = mm->tiles;
+    if (c > fit) c = fit ? fit : (mm->tiles ? 1 : 0);
+    return c;
 }
 
 static weft_status optim_mm_shape(wf_attrs *attrs, size_t nin, const wf_desc *in,
@@ -187,7 +195,22 @@ typedef struct optim_mm_job {
     const void *addend; /* NULL: the gradient is the product alone */
     char *scratch;      /* chunk c's block at c * mb * nb elements */
     size_t chunks;
+    int apply;          /* 0: check mode's first pass, which only scans the gradient */
 } optim_mm_job;
+
+/* Check mode: WEFT_ERR_NUMERICS (message recorded) if tile block g holds a NaN or Inf. */
+static int optim_mm_scan(const wf_mm *mm, const void *g, size_t r0, size_t rows, size_t k0,
+                         size_t cols) {
+    wf_tref block = {mm->dtype, {.ndim = 2, .d = {(int64_t)rows, (int64_t)cols}}, (void *)g};
+    long bad = wf_find_nonfinite(&block);
+    if (bad < 0) return 0;
+    const size_t r = r0 + (size_t)bad / cols, c = k0 + (size_t)bad % cols;
+    double v = mm->dtype == WEFT_F32 ? ((const float *)g)[bad] : ((const double *)g)[bad];
+    wf_error(WEFT_ERR_NUMERICS, "check numerics: the weight gradient [%zu,%zu] (a product "
+             "with inner dimension %zu) has %s at [%zu,%zu]; the parameter and its optimizer "
+             "state were not changed", mm->m, mm->n, mm->k, isnan(v) ? "NaN" : "Inf", r, c);
+    return WEFT_ERR_NUMERICS;
+}
 
 /* Chunks [c0, c1): chunk c takes tiles c, c + chunks, ... into its own block. */
 static int optim_mm_chunk(void *arg, size_t c0, size_t c1) {
@@ -203,6 +226,11 @@ static int optim_mm_chunk(void *arg, size_t c0, size_t c1) {
                 memcpy(g + i * cols * es, (const char *)j->addend + ((r0 + i) * mm->n + k0) * es,
                        cols * es);
             wf_mm_block(mm, r0, rows, k0, cols, g, cols, j->addend != NULL);
+            if (!j->apply) {
+                int rc = optim_mm_scan(mm, g, r0, rows, k0, cols);
+                if (rc) return rc;
+                continue;
+            }
             for (size_t i = 0; i < rows; i++)
                 optim_apply(&j->step, j->slot, mm->dtype, j->w, g + i * cols * es,
                             (r0 + i) * mm->n + k0, cols);
@@ -219,6 +247,9 @@ static int optim_mm_forward(const wf_kernel_ctx *ctx) {
     j.chunks = optim_mm_chunks(&j.mm, ctx->pool ? weft_pool_threads(ctx->pool) : 1);
     const size_t bytes = j.chunks * j.mm.mb * j.mm.nb * weft_dtype_size(j.mm.dtype);
     if (bytes && !(j.scratch = wf_kernel_scratch(ctx, bytes))) return WEFT_ERR_NOMEM;
+    if (ctx->check_numerics && (rc = wf_kernel_parallel(ctx, j.chunks, 1, optim_mm_chunk, &j)))
+        return rc;
+    j.apply = 1;
     j.step = optim_begin(j.slot); /* after the last check: a refused run counts no step */
     return wf_kernel_parallel(ctx, j.chunks, 1, optim_mm_chunk, &j);
 }

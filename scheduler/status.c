@@ -36,11 +36,15 @@ static _Thread_local char tl_message[512];
 
 const char *weft_last_error(void) { return tl_message; }
 
+/* Formats into a local buffer first: callers may pass weft_last_error() (this thread's
+ * message) as an argument, to wrap it in a message of their own. */
 weft_status wf_error(weft_status status, const char *fmt, ...) {
+    char buf[sizeof tl_message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tl_message, sizeof tl_message, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(tl_message, buf, sizeof buf);
     return status;
 }
 

@@ -66,9 +66,10 @@ WEFT_API double weft_optim_lr(const weft_optim *optim);
 /* Static style: gradients of `loss` with respect to the n variables, then one update per
  * variable; updates_out[i] is the update of vars[i] (a plan target). The variables get
  * optimizer state on first use. A gradient that is a matrix product (a weight used in
- * matmuls) is not stored: its update computes the product one tile at a time and applies
- * the step to each tile at once, with the same numbers bit for bit (see
- * weft_plan_stats.scratch_bytes and fused_bytes). */
+ * matmuls) of operands that are not variables, and the gradient of no other variable, is
+ * not stored: its update computes the product one tile at a time and applies the step to
+ * each tile at once, with the same numbers bit for bit (see weft_plan_stats.scratch_bytes
+ * and fused_bytes, and docs/tensors.md). */
 WEFT_API weft_status weft_optim_minimize(weft_optim *optim, weft_tgraph *graph,
                                          weft_value loss, size_t n, const weft_value *vars,
                                          weft_value *updates_out);

@@ -94,8 +94,9 @@ typedef struct weft_plan_stats {
                               scratch_bytes included */
     size_t naive_bytes;    /* the same if every value had its own buffer, fused_bytes
                               included */
-    size_t scratch_bytes;  /* workspace kept by kernels: the gradient blocks of updates
-                              fused with their weight-gradient product */
+    size_t scratch_bytes;  /* the gradient blocks of updates fused with their weight-
+                              gradient product (other kernels' scratch, a few partial
+                              sums, is not counted) */
     size_t fused_bytes;    /* products that fused updates consume block by block, which an
                               unfused plan stores whole (weft_optim_minimize fuses them) */
     size_t allocations;    /* buffer allocations since creation */

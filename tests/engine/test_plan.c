@@ -1119,6 +1119,33 @@ static void test_plan_alloc_failures_are_clean(void **state)
 
 /* ---- check mode ----------------------------------------------------------------------- */
 
+/* A read of a variable that depends on the variable's own update (z = W + assign_sub(W,
+ * s)) is a cycle: weft_plan_create refuses it, and its message wraps the analyzer's
+ * (which names a task on the cycle) without garbling it. */
+static void test_plan_read_after_own_update_is_refused_with_the_cycle(void **state)
+{
+    (void)state;
+    weft_pool *pool = tu_make_pool(2);
+    weft_tgraph *g;
+    OK(weft_tgraph_create(&g));
+    weft_tensor *w0 = tu_rand_tensor(WEFT_F32, 2, (const int64_t[]){4, 4}, WEFT_INIT_UNIFORM, 1,
+                                     -1, 1);
+    weft_value w, step, upd, z;
+    OK(weft_tgraph_variable(g, w0, "W", &w));
+    weft_tensor_destroy(w0);
+    OK(weft_op_scale(g, w, 0.5, &step));
+    OK(weft_op_assign_sub(g, w, step, &upd));
+    OK(weft_op_add(g, w, upd, &z));
+    weft_plan *plan = NULL;
+    FAILS(weft_plan_create(g, pool, 1, &z, 1, &upd, NULL, &plan), WEFT_ERR_INVALID_ARG);
+    tu_expect_message("read after own update", "weft_plan_create: a node reads a variable",
+                      "(task graph: dependency cycle through", NULL);
+    assert_null(strstr(weft_last_error(), "writes (weft_plan_create"));
+    assert_null(plan);
+    weft_tgraph_destroy(g);
+    weft_pool_destroy(pool);
+}
+
 static void test_plan_check_numerics_from_env_names_the_op(void **state)
 {
     (void)state;
@@ -1248,6 +1275,7 @@ int main(void)
         cmocka_unit_test(test_plan_gather_out_of_range_fails_and_stays_usable),
         cmocka_unit_test_teardown(test_plan_alloc_failures_are_clean, tu_alloc_teardown),
         cmocka_unit_test(test_plan_check_numerics_from_env_names_the_op),
+        cmocka_unit_test(test_plan_read_after_own_update_is_refused_with_the_cycle),
         cmocka_unit_test(test_plan_stats_report_work_span_and_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
