@@ -92,6 +92,10 @@ struct weft_graph {
     /* analysis results (valid when !dirty) */
     int dirty;
     weft_task_id *succ; /* CSR successor array */
+    /* This run is in global-priority order (weft_run_options.global_priority): ready
+     * tasks wait in `ready` and the jobs on the deques are tokens (see run.c). Written by
+     * the caller before the first push of a run; kept off the lines of the run counters. */
+    int global;
     size_t nsucc;
     uint32_t *sources;
     size_t nsources;
@@ -113,10 +117,8 @@ struct weft_graph {
     _Atomic uint32_t skipped;
     int measuring;
     int measured_valid;
-    /* Global-priority run (weft_run_options.global_priority): ready tasks wait in `ready`
-     * and the jobs on the deques are tokens (see run.c). tokens_set: some node's job.run
-     * may still be the token function (reset before a run in the default order). */
-    int global;
+    /* tokens_set: some node's job.run may still be the token function of a global-priority
+     * run (reset before a run in the default order). */
     int tokens_set;
     WF_CACHE_ALIGNED wf_ready ready;
 };

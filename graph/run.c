@@ -102,14 +102,10 @@ static wf_gnode *ready_insert(weft_pool *pool, wf_worker *w, weft_graph *g, wf_g
 /* Decrements the successors succ[0 .. n) (poisoning them first if `poison`). Of those
  * that become ready, the highest-priority one is returned to run next on this worker
  * (critical path first); the others are pushed, by increasing priority within each batch
- * of READY_BATCH, then one wake-up is issued. In a global-priority run they go to the
- * shared ready queue instead, and the most urgent task in the queue is returned. After
- * the last decrement the graph may be finished and destroyed by its caller: nothing of
- * it is read afterwards, except through nodes this thread holds that have not run. */
-static wf_gnode *release(weft_pool *pool, wf_worker *w, weft_graph *g,
+ * of READY_BATCH, then one wake-up is issued. After the last decrement the graph may be
+ * finished and destroyed by its caller: nothing of it is read afterwards. */
+static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
                          const weft_task_id *succ, uint32_t n, uint32_t poison) {
-    wf_gnode *nodes = g->nodes;
-    int global = g->global; /* read before the decrements, while the run cannot end */
     wf_gnode *kept = NULL, *ready[READY_BATCH];
     unsigned nready = 0, pushed = 0, routed = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -122,15 +118,6 @@ static wf_gnode *release(weft_pool *pool, wf_worker *w, weft_graph *g,
         int r = route_affine(pool, w, s);
         if (r) {
             routed |= r;
-            continue;
-        }
-        if (global) { /* into the shared queue, by batches of READY_BATCH */
-            if (nready == READY_BATCH) {
-                ready_insert(pool, w, g, ready, nready, 0);
-                pushed += nready;
-                nready = 0;
-            }
-            ready[nready++] = s;
             continue;
         }
         if (!kept) {
@@ -149,14 +136,46 @@ static wf_gnode *release(weft_pool *pool, wf_worker *w, weft_graph *g,
         }
         ready[nready++] = s;
     }
-    if (global && nready) { /* g is alive: the nodes in ready[] have not run */
-        kept = ready_insert(pool, w, g, ready, nready, 1);
-        wake_after_batch(pool, pushed + nready - 1, routed);
-        return kept;
-    }
     push_by_priority(pool, w, ready, nready);
     wake_after_batch(pool, pushed + nready, routed);
     return kept;
+}
+
+/* release() for a global-priority run: the successors that become ready go to the
+ * shared ready queue by batches of READY_BATCH, and the most urgent queued task (perhaps
+ * an older one) is returned. The graph is read after the last decrement only while this
+ * thread holds ready nodes that have not run (they keep the run from ending). */
+static wf_gnode *release_global(weft_pool *pool, wf_worker *w, weft_graph *g,
+                                const weft_task_id *succ, uint32_t n, uint32_t poison) {
+    wf_gnode *ready[READY_BATCH];
+    unsigned nready = 0, pushed = 0, routed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        wf_gnode *s = &g->nodes[succ[i]];
+        if (poison) wf_store_relaxed(&s->poisoned, 1); /* as in release() */
+        if (s->indeg != 1 && wf_sub_acq_rel(&s->pending, 1) != 1) continue;
+        int r = route_affine(pool, w, s);
+        if (r) {
+            routed |= r;
+            continue;
+        }
+        if (nready == READY_BATCH) {
+            ready_insert(pool, w, g, ready, nready, 0);
+            pushed += nready;
+            nready = 0;
+        }
+        ready[nready++] = s;
+    }
+    wf_gnode *kept = nready ? ready_insert(pool, w, g, ready, nready, 1) : NULL;
+    wake_after_batch(pool, pushed + (nready ? nready - 1 : 0), routed);
+    return kept;
+}
+
+/* The release of a node's successors in the run's order. g->global is read before any
+ * decrement, while the run cannot end. */
+static wf_gnode *release_any(weft_pool *pool, wf_worker *w, weft_graph *g,
+                             const weft_task_id *succ, uint32_t n, uint32_t poison) {
+    if (g->global) return release_global(pool, w, g, succ, n, poison);
+    return release(pool, w, g->nodes, succ, n, poison);
 }
 
 /* Executes one node and returns the successor to run next (or NULL). */
@@ -197,9 +216,9 @@ static wf_gnode *node_exec(wf_gnode *nd, wf_worker *w) {
         for (uint32_t k = 0; k < nleaves; k++) leaf[k].poison = skip;
         for (uint32_t k = nleaves - 1; k > 0; k--) wf_push(pool, w, &leaf[k].job);
         wf_wake_for_work(pool);
-        return release(pool, w, g, g->succ + leaf[0].lo, leaf[0].hi - leaf[0].lo, skip);
+        return release_any(pool, w, g, g->succ + leaf[0].lo, leaf[0].hi - leaf[0].lo, skip);
     }
-    return release(pool, w, g, g->succ + nd->succ_begin, nsucc, skip);
+    return release_any(pool, w, g, g->succ + nd->succ_begin, nsucc, skip);
 }
 
 void wf_graph_node_run(wf_job *job, wf_worker *w) {
@@ -209,8 +228,8 @@ void wf_graph_node_run(wf_job *job, wf_worker *w) {
 void wf_graph_release_run(wf_job *job, wf_worker *w) {
     wf_release *leaf = (wf_release *)job;
     weft_graph *g = leaf->node->graph;
-    wf_gnode *nd = release(w->pool, w, g, g->succ + leaf->lo, leaf->hi - leaf->lo,
-                           leaf->poison);
+    wf_gnode *nd = release_any(w->pool, w, g, g->succ + leaf->lo, leaf->hi - leaf->lo,
+                               leaf->poison);
     while (nd) nd = node_exec(nd, w);
 }
 
