@@ -10,7 +10,8 @@
  * affinity hint) wait in one max-heap per run (graph/ready.c), and the deques carry
  * tokens, plain jobs each of which runs whatever task is most urgent when it is taken.
  * A worker that finishes a task queues the successors it made ready and continues with
- * the most urgent queued task, which may be older than they are. The scheduler's
+ * the most urgent of them, or with the most urgent queued task (perhaps an older one)
+ * when that is much more urgent (WF_GLOBAL_KEEP_RATIO). The scheduler's
  * machinery (deques, stealing, parking, wake-ups) is unchanged; only the choice of task
  * moves to the heap. It costs a lock per task, so it is opt-in for coarse tasks.
  *
@@ -79,20 +80,38 @@ static void wake_after_batch(weft_pool *pool, unsigned queued, int routed) {
 #define READY_BATCH 16
 
 /* Global-priority order: inserts ready[0 .. n) into the run's ready queue and pushes one
- * token per inserted task, except that when `take` is set the most urgent task in the
- * queue (which may be an older one) is removed and returned to run next instead of a
- * token being pushed for it. So the tokens on the deques always number at most the queued
- * tasks, and a token always finds one (see wf_graph_token_run). A node's job serves as
- * a token once per run, when the node enters the queue: no job is ever queued twice. */
+ * token per inserted task. With `take` (and n > 0) one task is returned to run next
+ * instead, without a token: the most urgent of ready[], which reads what this worker
+ * just wrote, unless the queue's top is more urgent by more than 1/WF_GLOBAL_KEEP_RATIO;
+ * then all of ready[] is queued and the top is taken (it may be an older task). Either
+ * way n - 1 tokens are pushed for a net n - 1 queued tasks, so tokens never outnumber
+ * queued tasks and a token always finds one (see wf_graph_token_run). A node's job
+ * serves as a token at most once per run, when the node enters the queue: no job is
+ * ever queued twice. */
 static wf_gnode *ready_insert(weft_pool *pool, wf_worker *w, weft_graph *g, wf_gnode **ready,
                               unsigned n, int take) {
     wf_gnode *kept = NULL;
+    if (take && n > 0) { /* the most urgent of ready[] to ready[0] */
+        unsigned best = 0;
+        for (unsigned i = 1; i < n; i++)
+            if (ready[i]->prio > ready[best]->prio) best = i;
+        wf_gnode *t = ready[0];
+        ready[0] = ready[best];
+        ready[best] = t;
+    }
     wf_ready_lock(&g->ready);
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = take ? 1 : 0; i < n; i++)
         wf_ready_insert(&g->ready, g->nodes, (uint32_t)(ready[i] - g->nodes));
-    if (take && n > 0) kept = &g->nodes[wf_ready_pop(&g->ready, g->nodes)];
+    if (take && n > 0) {
+        kept = ready[0];
+        if (g->ready.n > 0 &&
+            kept->prio < WF_GLOBAL_KEEP_RATIO * g->nodes[g->ready.ids[0]].prio) {
+            wf_ready_insert(&g->ready, g->nodes, (uint32_t)(kept - g->nodes));
+            kept = &g->nodes[wf_ready_pop(&g->ready, g->nodes)];
+        }
+    }
     wf_ready_unlock(&g->ready);
-    for (unsigned i = kept ? 1 : 0; i < n; i++) {
+    for (unsigned i = take ? 1 : 0; i < n; i++) {
         ready[i]->job.run = wf_graph_token_run; /* published by the push (release) */
         wf_push(pool, w, &ready[i]->job);
     }

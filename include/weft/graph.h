@@ -120,8 +120,10 @@ typedef struct weft_run_options {
      * the task it finished and others steal the oldest ready tasks. 1: global priority
      * order: ready tasks wait in one queue shared by the run, and whichever worker is
      * free takes the most urgent one (priority = cost-weighted longest path to a sink,
-     * see weft_graph_set_cost). Costs a short lock per task: meant for tasks of tens of
-     * microseconds or more (tiled linear algebra), where it shortens the idle tail. */
+     * see weft_graph_set_cost); a worker still continues with a successor of the task
+     * it finished unless a queued task is much more urgent. Costs a short lock per task:
+     * meant for tasks of tens of microseconds or more (tiled linear algebra), where it
+     * shortens the idle tail. */
     int global_priority;
 } weft_run_options;
 

@@ -220,36 +220,40 @@ static void test_run_critical_path_first_by_length(void **state)
     critical_case(0);
 }
 
-/* One thread: source 0 with successors 1 (cost 10) and 2 (cost 1), and an independent
- * source 3 (cost 5). Default order: 0, then the kept successor 1, then the newest pushed
- * task 2, then 3. Global priority order: always the most urgent ready task, so 3 (5)
- * runs before 2 (1) although 2 became ready on this worker. */
+/* One thread: source 0 (cost 2) with successors 1 (cost 1) and 2 (cost c2), and an
+ * independent source 3 (cost 3.5). Default order: 0, the kept successor 2, the newest
+ * pushed task 1, then 3. Global priority order: 0 (priority 2 + c2 > 3.5) first; then
+ * with c2 = 3 the worker keeps its successor 2 (3 >= 0.7 * 3.5) and runs 3 before 1;
+ * with c2 = 2 the queued 3 is more urgent by more than 1 / 0.7 and runs before 2. */
 static void test_run_global_priority_order(void **state)
 {
     (void)state;
     weft_pool *pool = make_pool(1, NULL);
-    trace tr = {.len = 0};
-    tr_arg args[4];
-    weft_graph *g = NULL;
-    assert_int_equal(weft_graph_create(&g), WEFT_OK);
-    static const double cost[4] = {1, 10, 1, 5};
-    for (size_t i = 0; i < 4; i++) {
-        args[i] = (tr_arg){.tr = &tr, .id = (weft_task_id)i};
-        assert_int_equal(weft_graph_add_task(g, record, &args[i], NULL, NULL), WEFT_OK);
-        assert_int_equal(weft_graph_set_cost(g, (weft_task_id)i, cost[i]), WEFT_OK);
+    for (int variant = 0; variant < 2; variant++) {
+        trace tr = {.len = 0};
+        tr_arg args[4];
+        weft_graph *g = NULL;
+        assert_int_equal(weft_graph_create(&g), WEFT_OK);
+        const double cost[4] = {2, 1, variant ? 2 : 3, 3.5};
+        for (size_t i = 0; i < 4; i++) {
+            args[i] = (tr_arg){.tr = &tr, .id = (weft_task_id)i};
+            assert_int_equal(weft_graph_add_task(g, record, &args[i], NULL, NULL), WEFT_OK);
+            assert_int_equal(weft_graph_set_cost(g, (weft_task_id)i, cost[i]), WEFT_OK);
+        }
+        assert_int_equal(weft_graph_add_edge(g, 0, 1), WEFT_OK);
+        assert_int_equal(weft_graph_add_edge(g, 0, 2), WEFT_OK);
+        static const weft_task_id local[4] = {0, 2, 1, 3};
+        static const weft_task_id global[2][4] = {{0, 2, 3, 1}, {0, 3, 2, 1}};
+        for (int rep = 0; rep < 4; rep++) { /* alternating: each run resets what it changes */
+            weft_run_options ro = {.global_priority = rep % 2};
+            atomic_store(&tr.len, 0);
+            assert_int_equal(weft_graph_run_ex(pool, g, &ro), WEFT_OK);
+            assert_int_equal(atomic_load(&tr.len), 4);
+            for (int k = 0; k < 4; k++)
+                assert_int_equal(tr.order[k], rep % 2 ? global[variant][k] : local[k]);
+        }
+        weft_graph_destroy(g);
     }
-    assert_int_equal(weft_graph_add_edge(g, 0, 1), WEFT_OK);
-    assert_int_equal(weft_graph_add_edge(g, 0, 2), WEFT_OK);
-    static const weft_task_id local[4] = {0, 1, 2, 3}, global[4] = {0, 1, 3, 2};
-    for (int rep = 0; rep < 4; rep++) { /* alternating: each run resets what it changes */
-        weft_run_options ro = {.global_priority = rep % 2};
-        atomic_store(&tr.len, 0);
-        assert_int_equal(weft_graph_run_ex(pool, g, &ro), WEFT_OK);
-        assert_int_equal(atomic_load(&tr.len), 4);
-        for (int k = 0; k < 4; k++)
-            assert_int_equal(tr.order[k], rep % 2 ? global[k] : local[k]);
-    }
-    weft_graph_destroy(g);
     weft_pool_destroy(pool);
 }
 
