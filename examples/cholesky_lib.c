@@ -294,10 +294,11 @@ int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double
     if (st == WEFT_OK)
         st = weft_graph_analyze(g, stats != NULL ? stats : &local);
     double t1 = chol_now_s();
-    /* Global priority order: whichever worker is free takes the most urgent ready tile
-     * task. With work-first order (the default) a worker continues with its own
-     * successors and thieves take the oldest ready tasks, which left one thread idle for
-     * 3-4 ms per factorisation at n = 2048 (10% of the run) against about 2 ms here. */
+    /* Global priority order: a free worker takes the most urgent ready tile task (or
+     * keeps its own successor unless that is much less urgent). With work-first order
+     * (the default) thieves take the oldest ready tasks, and at n = 2048 on 2 threads the
+     * two threads together idled 3-4 ms per factorisation (5% of their time), about
+     * twice as much as here; see the README's Cholesky section for the figures. */
     weft_run_options ro = {.global_priority = 1};
     if (st == WEFT_OK)
         st = weft_graph_run_ex(pool, g, &ro);

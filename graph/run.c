@@ -164,6 +164,7 @@ static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
  * shared ready queue by batches of READY_BATCH, and the most urgent queued task (perhaps
  * an older one) is returned. The graph is read after the last decrement only while this
  * thread holds ready nodes that have not run (they keep the run from ending). */
+__attribute__((noinline)) /* keeps the default path's code as it was */
 static wf_gnode *release_global(weft_pool *pool, wf_worker *w, weft_graph *g,
                                 const weft_task_id *succ, uint32_t n, uint32_t poison) {
     wf_gnode *ready[READY_BATCH];
