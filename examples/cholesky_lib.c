@@ -195,8 +195,8 @@ static int chol_kernel_gemm(void *arg) {
 
 /* ---- weft ---------------------------------------------------------------------------- */
 
-/* Adds one task with its name, flop-count cost and tile accesses: READ on a and b (when
- * not NULL), READWRITE on c. Returns the first failing weft status. */
+/* Adds one task with its name, cost and tile accesses: READ on a and b (when not NULL),
+ * READWRITE on c. Returns the first failing weft status. */
 static weft_status chol_add(weft_graph *g, weft_task_fn fn, chol_task *t, const char *name,
                             double cost) {
     size_t bytes = (size_t)t->nb * (size_t)t->nb * sizeof(double);
@@ -245,6 +245,13 @@ int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double
 
     const size_t nt = m->nt;
     const int nb = (int)m->nb;
+    /* Costs: relative kernel times, which set the priorities (the longest remaining path)
+     * of the global-priority order. Not flop counts (potrf nb^3/3, trsm and syrk nb^3,
+     * gemm 2 nb^3): OpenBLAS's dtrsm and dpotrf run at a third of dgemm's flop rate or
+     * less, so flops understate the critical path potrf -> trsm -> syrk -> potrf. These
+     * are median times at nb = 256 with OpenBLAS 0.3.21's SkylakeX kernels on the
+     * development machine (potrf 0.27 ms, trsm 0.88, syrk 0.35, gemm 0.58), scaled to
+     * gemm = 2 nb^3; the shared idle time at T=2 was lower with them than with flops. */
     const double nb3 = (double)m->nb * (double)m->nb * (double)m->nb;
     double **T = m->tiles;
     chol_task *args = malloc(chol_task_count(nt) * sizeof *args);
@@ -263,18 +270,18 @@ int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double
         chol_task *t = &args[next++];
         *t = (chol_task){NULL, NULL, T[k * nt + k], nb};
         snprintf(name, sizeof name, "potrf(%zu)", k);
-        st = chol_add(g, chol_kernel_potrf, t, name, nb3 / 3.0);
+        st = chol_add(g, chol_kernel_potrf, t, name, 0.9 * nb3);
         for (size_t i = k + 1; i < nt && st == WEFT_OK; i++) {
             t = &args[next++];
             *t = (chol_task){T[k * nt + k], NULL, T[i * nt + k], nb};
             snprintf(name, sizeof name, "trsm(%zu,%zu)", i, k);
-            st = chol_add(g, chol_kernel_trsm, t, name, nb3);
+            st = chol_add(g, chol_kernel_trsm, t, name, 3.0 * nb3);
         }
         for (size_t i = k + 1; i < nt && st == WEFT_OK; i++) {
             t = &args[next++];
             *t = (chol_task){T[i * nt + k], NULL, T[i * nt + i], nb};
             snprintf(name, sizeof name, "syrk(%zu,%zu)", i, k);
-            st = chol_add(g, chol_kernel_syrk, t, name, nb3);
+            st = chol_add(g, chol_kernel_syrk, t, name, 1.2 * nb3);
             for (size_t j = k + 1; j < i && st == WEFT_OK; j++) {
                 t = &args[next++];
                 *t = (chol_task){T[i * nt + k], T[j * nt + k], T[i * nt + j], nb};
@@ -287,8 +294,14 @@ int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double
     if (st == WEFT_OK)
         st = weft_graph_analyze(g, stats != NULL ? stats : &local);
     double t1 = chol_now_s();
+    /* Global priority order: a free worker takes the most urgent ready tile task (or
+     * keeps its own successor unless that is much less urgent). With work-first order
+     * (the default) thieves take the oldest ready tasks, and at n = 2048 on 2 threads the
+     * two threads together idled 3-4 ms per factorisation (5% of their time), about
+     * twice as much as here; see the README's Cholesky section for the figures. */
+    weft_run_options ro = {.global_priority = 1};
     if (st == WEFT_OK)
-        st = weft_graph_run(pool, g);
+        st = weft_graph_run_ex(pool, g, &ro);
     double t2 = chol_now_s();
 
     if (st == WEFT_OK) {

@@ -31,7 +31,8 @@ void chol_matrix_destroy(chol_matrix *m);
  *       threading set to T threads (restored to 1 afterwards); 0 on success. */
 int chol_factor_weft(weft_pool *pool, chol_matrix *m, double *build_s, double *run_s);
 /* chol_factor_weft that also reports the analyzer's statistics of the graph it built
- * (tasks, edges, levels, work and span in flops of the cost hints; stats may be NULL).
+ * (tasks, edges, levels, work and span in units of the cost hints, which are relative
+ * kernel times scaled to gemm = 2 nb^3, see cholesky_lib.c; stats may be NULL).
  * build_s covers creating the graph, declaring the accesses and weft_graph_analyze;
  * run_s covers weft_graph_run only. An out-parameter rather than a "last stats" global, so
  * that factorisations in several threads do not interfere. */

@@ -46,6 +46,19 @@ typedef struct wf_release {
     uint32_t poison;
 } wf_release;
 
+/* The shared ready queue of a global-priority run (graph/ready.c): a max-heap of node
+ * ids by priority behind a spin lock; ids has room for every task of the graph. */
+typedef struct wf_ready {
+    _Atomic int lock;
+    uint32_t *ids;
+    size_t n;
+} wf_ready;
+void wf_ready_lock(wf_ready *r);
+void wf_ready_unlock(wf_ready *r);
+/* Both under the lock. pop returns UINT32_MAX when the queue is empty. */
+void wf_ready_insert(wf_ready *r, const wf_gnode *nodes, uint32_t id);
+uint32_t wf_ready_pop(wf_ready *r, const wf_gnode *nodes);
+
 /* Affinity side array entry: kind in the top 2 bits, index below. */
 #define WF_AFF_KIND_SHIFT 30
 #define WF_AFF_INDEX_MASK ((1u << WF_AFF_KIND_SHIFT) - 1)
@@ -79,6 +92,10 @@ struct weft_graph {
     /* analysis results (valid when !dirty) */
     int dirty;
     weft_task_id *succ; /* CSR successor array */
+    /* This run is in global-priority order (weft_run_options.global_priority): ready
+     * tasks wait in `ready` and the jobs on the deques are tokens (see run.c). Written by
+     * the caller before the first push of a run; kept off the lines of the run counters. */
+    int global;
     size_t nsucc;
     uint32_t *sources;
     size_t nsources;
@@ -100,6 +117,10 @@ struct weft_graph {
     _Atomic uint32_t skipped;
     int measuring;
     int measured_valid;
+    /* tokens_set: some node's job.run may still be the token function of a global-priority
+     * run (reset before a run in the default order). */
+    int tokens_set;
+    WF_CACHE_ALIGNED wf_ready ready;
 };
 
 /* Formats "task 'name' (id N)" into buf. */
@@ -111,6 +132,7 @@ weft_status wf_graph_build_dag(struct weft_graph *g);
 /* The scheduler job functions of nodes and release leaves (run.c). */
 void wf_graph_node_run(wf_job *job, wf_worker *w);
 void wf_graph_release_run(wf_job *job, wf_worker *w);
+void wf_graph_token_run(wf_job *job, wf_worker *w);
 /* Allocates the lazily created per-task array *arr (zeroed, cap entries). 0 or -1. */
 int wf_graph_side_alloc(struct weft_graph *g, void **arr, size_t elem);
 /* Appends an edge to the edge list. */

@@ -6,6 +6,15 @@
  * path) to run next on this worker and push the others for thieves. A node with an
  * affinity hint goes to its slot's inbox instead (unless that slot is overloaded).
  *
+ * Global-priority runs (weft_run_options.global_priority): ready tasks (those without an
+ * affinity hint) wait in one max-heap per run (graph/ready.c), and the deques carry
+ * tokens, plain jobs each of which runs whatever task is most urgent when it is taken.
+ * A worker that finishes a task queues the successors it made ready and continues with
+ * the most urgent of them, or with the most urgent queued task (perhaps an older one)
+ * when that is much more urgent (WF_GLOBAL_KEEP_RATIO). The scheduler's
+ * machinery (deques, stealing, parking, wake-ups) is unchanged; only the choice of task
+ * moves to the heap. It costs a lock per task, so it is opt-in for coarse tasks.
+ *
  * Memory orders: the decrement of pending is acq_rel. Its release half publishes the
  * predecessor's effects (and a poisoned flag stored before it) to the thread that brings
  * the count to zero; its acquire half lets that thread see every predecessor's effects.
@@ -39,6 +48,7 @@ static int route_affine(weft_pool *pool, wf_worker *w, wf_gnode *nd) {
     if (!g->affinity || !g->affinity[id]) return 0;
     unsigned slot = affinity_slot(pool, g->affinity[id], id);
     if (slot >= pool->nslots || (w && slot == w->index)) return 0;
+    nd->job.run = wf_graph_node_run; /* the job may have been a token (global order) */
     return 1 + wf_push_affine(pool, w, &nd->job, slot);
 }
 
@@ -68,6 +78,45 @@ static void wake_after_batch(weft_pool *pool, unsigned queued, int routed) {
 }
 
 #define READY_BATCH 16
+
+/* Global-priority order: inserts ready[0 .. n) into the run's ready queue and pushes one
+ * token per inserted task. With `take` (and n > 0) one task is returned to run next
+ * instead, without a token: the most urgent of ready[], which reads what this worker
+ * just wrote, unless the queue's top is more urgent by more than 1/WF_GLOBAL_KEEP_RATIO;
+ * then all of ready[] is queued and the top is taken (it may be an older task). Either
+ * way n - 1 tokens are pushed for a net n - 1 queued tasks, so tokens never outnumber
+ * queued tasks and a token always finds one (see wf_graph_token_run). A node's job
+ * serves as a token at most once per run, when the node enters the queue: no job is
+ * ever queued twice. */
+static wf_gnode *ready_insert(weft_pool *pool, wf_worker *w, weft_graph *g, wf_gnode **ready,
+                              unsigned n, int take) {
+    wf_gnode *kept = NULL;
+    if (take && n > 0) { /* the most urgent of ready[] to ready[0] */
+        unsigned best = 0;
+        for (unsigned i = 1; i < n; i++)
+            if (ready[i]->prio > ready[best]->prio) best = i;
+        wf_gnode *t = ready[0];
+        ready[0] = ready[best];
+        ready[best] = t;
+    }
+    wf_ready_lock(&g->ready);
+    for (unsigned i = take ? 1 : 0; i < n; i++)
+        wf_ready_insert(&g->ready, g->nodes, (uint32_t)(ready[i] - g->nodes));
+    if (take && n > 0) {
+        kept = ready[0];
+        if (g->ready.n > 0 &&
+            kept->prio < WF_GLOBAL_KEEP_RATIO * g->nodes[g->ready.ids[0]].prio) {
+            wf_ready_insert(&g->ready, g->nodes, (uint32_t)(kept - g->nodes));
+            kept = &g->nodes[wf_ready_pop(&g->ready, g->nodes)];
+        }
+    }
+    wf_ready_unlock(&g->ready);
+    for (unsigned i = take ? 1 : 0; i < n; i++) {
+        ready[i]->job.run = wf_graph_token_run; /* published by the push (release) */
+        wf_push(pool, w, &ready[i]->job);
+    }
+    return kept;
+}
 
 /* Decrements the successors succ[0 .. n) (poisoning them first if `poison`). Of those
  * that become ready, the highest-priority one is returned to run next on this worker
@@ -111,6 +160,44 @@ static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
     return kept;
 }
 
+/* release() for a global-priority run: the successors that become ready go to the
+ * shared ready queue by batches of READY_BATCH, and the most urgent queued task (perhaps
+ * an older one) is returned. The graph is read after the last decrement only while this
+ * thread holds ready nodes that have not run (they keep the run from ending). */
+__attribute__((noinline)) /* keeps the default path's code as it was */
+static wf_gnode *release_global(weft_pool *pool, wf_worker *w, weft_graph *g,
+                                const weft_task_id *succ, uint32_t n, uint32_t poison) {
+    wf_gnode *ready[READY_BATCH];
+    unsigned nready = 0, pushed = 0, routed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        wf_gnode *s = &g->nodes[succ[i]];
+        if (poison) wf_store_relaxed(&s->poisoned, 1); /* as in release() */
+        if (s->indeg != 1 && wf_sub_acq_rel(&s->pending, 1) != 1) continue;
+        int r = route_affine(pool, w, s);
+        if (r) {
+            routed |= r;
+            continue;
+        }
+        if (nready == READY_BATCH) {
+            ready_insert(pool, w, g, ready, nready, 0);
+            pushed += nready;
+            nready = 0;
+        }
+        ready[nready++] = s;
+    }
+    wf_gnode *kept = nready ? ready_insert(pool, w, g, ready, nready, 1) : NULL;
+    wake_after_batch(pool, pushed + (nready ? nready - 1 : 0), routed);
+    return kept;
+}
+
+/* The release of a node's successors in the run's order. g->global is read before any
+ * decrement, while the run cannot end. */
+static wf_gnode *release_any(weft_pool *pool, wf_worker *w, weft_graph *g,
+                             const weft_task_id *succ, uint32_t n, uint32_t poison) {
+    if (g->global) return release_global(pool, w, g, succ, n, poison);
+    return release(pool, w, g->nodes, succ, n, poison);
+}
+
 /* Executes one node and returns the successor to run next (or NULL). */
 static wf_gnode *node_exec(wf_gnode *nd, wf_worker *w) {
     weft_graph *g = nd->graph;
@@ -149,9 +236,9 @@ static wf_gnode *node_exec(wf_gnode *nd, wf_worker *w) {
         for (uint32_t k = 0; k < nleaves; k++) leaf[k].poison = skip;
         for (uint32_t k = nleaves - 1; k > 0; k--) wf_push(pool, w, &leaf[k].job);
         wf_wake_for_work(pool);
-        return release(pool, w, g->nodes, g->succ + leaf[0].lo, leaf[0].hi - leaf[0].lo, skip);
+        return release_any(pool, w, g, g->succ + leaf[0].lo, leaf[0].hi - leaf[0].lo, skip);
     }
-    return release(pool, w, g->nodes, g->succ + nd->succ_begin, nsucc, skip);
+    return release_any(pool, w, g, g->succ + nd->succ_begin, nsucc, skip);
 }
 
 void wf_graph_node_run(wf_job *job, wf_worker *w) {
@@ -160,10 +247,22 @@ void wf_graph_node_run(wf_job *job, wf_worker *w) {
 
 void wf_graph_release_run(wf_job *job, wf_worker *w) {
     wf_release *leaf = (wf_release *)job;
-    const weft_graph *g = leaf->node->graph;
-    wf_gnode *nd = release(w->pool, w, g->nodes, g->succ + leaf->lo, leaf->hi - leaf->lo,
-                           leaf->poison);
+    weft_graph *g = leaf->node->graph;
+    wf_gnode *nd = release_any(w->pool, w, g, g->succ + leaf->lo, leaf->hi - leaf->lo,
+                               leaf->poison);
     while (nd) nd = node_exec(nd, w);
+}
+
+/* A token of a global-priority run: runs the most urgent queued task (there is one: each
+ * token was pushed after its task was queued, and tokens never outnumber queued tasks),
+ * then whatever it keeps. The job itself is only a ticket; which node it belongs to does
+ * not matter. */
+void wf_graph_token_run(wf_job *job, wf_worker *w) {
+    weft_graph *g = ((wf_gnode *)job)->graph;
+    wf_ready_lock(&g->ready);
+    uint32_t id = wf_ready_pop(&g->ready, g->nodes);
+    wf_ready_unlock(&g->ready);
+    for (wf_gnode *nd = &g->nodes[id]; nd;) nd = node_exec(nd, w);
 }
 
 weft_status weft_graph_run(weft_pool *pool, weft_graph *g) { return weft_graph_run_ex(pool, g, NULL); }
@@ -182,6 +281,19 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
     atomic_store_explicit(&g->fail_task, WEFT_TASK_NONE, memory_order_relaxed);
     atomic_store_explicit(&g->skipped, 0, memory_order_relaxed);
     g->measuring = opts && opts->measure;
+    g->global = opts && opts->global_priority && g->n > 0;
+    if (g->global) {
+        g->ready.ids = wf_alloc(g->n * sizeof(uint32_t), 16);
+        if (!g->ready.ids) {
+            atomic_store(&g->running, 0);
+            return wf_error(WEFT_ERR_NOMEM, "weft_graph_run: out of memory for the ready queue");
+        }
+        g->ready.n = 0;
+        g->tokens_set = 1;
+    } else if (g->tokens_set) { /* the last run used nodes' jobs as tokens */
+        for (size_t i = 0; i < g->n; i++) g->nodes[i].job.run = wf_graph_node_run;
+        g->tokens_set = 0;
+    }
     if (g->measuring && wf_graph_side_alloc(g, (void **)&g->measured_ns, sizeof(uint64_t))) {
         atomic_store(&g->running, 0);
         return wf_error(WEFT_ERR_NOMEM, "weft_graph_run: out of memory for task timings");
@@ -196,7 +308,8 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
         for (size_t i = g->stats.sources; i > 0; i--) { /* the caller pops source 0 first */
             wf_gnode *src = &g->nodes[g->sources[i - 1]];
             int r = route_affine(pool, w, src);
-            if (!r) wf_push(pool, w, &src->job);
+            if (!r && g->global) ready_insert(pool, w, g, &src, 1, 0);
+            else if (!r) wf_push(pool, w, &src->job);
             routed |= r;
         }
         wake_after_batch(pool, 1, routed);
@@ -207,6 +320,11 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
         if (entered) wf_leave(pool);
     }
     g->measured_valid = g->measuring;
+    if (g->global) {
+        wf_free(g->ready.ids, g->n * sizeof(uint32_t));
+        g->ready.ids = NULL;
+        g->global = 0;
+    }
     uint32_t failed = atomic_load_explicit(&g->fail_task, memory_order_relaxed);
     if (failed != WEFT_TASK_NONE) {
         char label[160];

@@ -116,6 +116,15 @@ WEFT_API weft_status weft_graph_successors(const weft_graph *graph, weft_task_id
 
 typedef struct weft_run_options {
     int measure; /* time every task (for measured work/span); costs two clock reads per task */
+    /* 0 (default): work-first order: a worker continues with the most urgent successor of
+     * the task it finished and others steal the oldest ready tasks. 1: global priority
+     * order: ready tasks wait in one queue shared by the run, and whichever worker is
+     * free takes the most urgent one (priority = cost-weighted longest path to a sink,
+     * see weft_graph_set_cost); a worker still continues with a successor of the task
+     * it finished unless a queued task is much more urgent. Costs a short lock per task:
+     * meant for tasks of tens of microseconds or more (tiled linear algebra), where it
+     * shortens the idle tail. */
+    int global_priority;
 } weft_run_options;
 
 /* Runs every task once, respecting dependencies, and returns when all have finished or

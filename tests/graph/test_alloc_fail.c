@@ -113,7 +113,8 @@ static int all_ran_once(size_t from, size_t to)
         }                                                                                 \
     } while (0)
 
-/* Graph build + analyze + two runs, then a group and a parallel-for on the pool. */
+/* Graph build + analyze + three runs (measured, default, global priority), then a group
+ * and a parallel-for on the pool. */
 static void steps(weft_pool *pool, outcome *o, int retry)
 {
     static char buf[64];
@@ -148,6 +149,8 @@ static void steps(weft_pool *pool, outcome *o, int retry)
     weft_run_options ro = {.measure = 1};
     RUN_STEP(o, "run_ex", weft_graph_run_ex(pool, g, &ro), all_ran_once(0, NT), retry);
     RUN_STEP(o, "run", weft_graph_run(pool, g), all_ran_once(0, NT), retry);
+    weft_run_options rg = {.global_priority = 1}; /* allocates its ready queue */
+    RUN_STEP(o, "run_ex global", weft_graph_run_ex(pool, g, &rg), all_ran_once(0, NT), retry);
 
     if (!step(o, "group_create", weft_group_create(pool, &grp)))
         goto out;

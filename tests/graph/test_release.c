@@ -1,7 +1,7 @@
 /* tests/graph/test_release.c - wide fan-outs (released in leaves of WF_RELEASE_LEAF
  * successors, as jobs thieves take whole) and single-predecessor tasks (no counter):
  * every task runs once, joins wait for all, failures skip exactly the dependents, and
- * the graph re-runs. */
+ * the graph re-runs; in the default order and in the global-priority order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,7 +63,12 @@ static void reset(fan *f, int fail) {
     f->fail_task = fail;
 }
 
-static void run_fan(unsigned threads, size_t n) {
+static weft_status run_in(weft_pool *pool, weft_graph *g, int global) {
+    weft_run_options ro = {.global_priority = global};
+    return weft_graph_run_ex(pool, g, &ro);
+}
+
+static void run_fan(unsigned threads, size_t n, int global) {
     static fan f;
     weft_pool_options o = weft_pool_options_default();
     o.threads = threads;
@@ -72,24 +77,24 @@ static void run_fan(unsigned threads, size_t n) {
     weft_graph *g = build_fan(&f, n);
     for (int rep = 0; rep < 3; rep++) { /* all succeed, several runs of one graph */
         reset(&f, -1);
-        assert_int_equal(weft_graph_run(pool, g), WEFT_OK);
+        assert_int_equal(run_in(pool, g, global), WEFT_OK);
         for (size_t v = 0; v < n + 2; v++) assert_int_equal(atomic_load(&f.runs[v]), 1);
         assert_int_equal(f.sink_saw, n);
     }
     /* the source fails: every child and the sink are skipped */
     reset(&f, 0);
-    assert_int_equal(weft_graph_run(pool, g), WEFT_ERR_TASK_FAILED);
+    assert_int_equal(run_in(pool, g, global), WEFT_ERR_TASK_FAILED);
     for (size_t v = 1; v < n + 2; v++) assert_int_equal(atomic_load(&f.runs[v]), 0);
     assert_int_equal(weft_graph_last_skipped(g), n + 1);
     /* one child in the middle of a leaf fails: the others run, the sink is skipped */
     reset(&f, (int)(n / 2 + 3));
-    assert_int_equal(weft_graph_run(pool, g), WEFT_ERR_TASK_FAILED);
+    assert_int_equal(run_in(pool, g, global), WEFT_ERR_TASK_FAILED);
     for (size_t v = 0; v <= n; v++) assert_int_equal(atomic_load(&f.runs[v]), 1);
     assert_int_equal(atomic_load(&f.runs[n + 1]), 0);
     assert_int_equal(weft_graph_last_skipped(g), 1);
-    /* and the graph is whole again */
+    /* and the graph is whole again, in the other order too */
     reset(&f, -1);
-    assert_int_equal(weft_graph_run(pool, g), WEFT_OK);
+    assert_int_equal(run_in(pool, g, !global), WEFT_OK);
     assert_int_equal(f.sink_saw, n);
     weft_graph_destroy(g);
     weft_pool_destroy(pool);
@@ -97,17 +102,19 @@ static void run_fan(unsigned threads, size_t n) {
 
 static void test_release_wide_fanout_1_thread(void **state) {
     (void)state;
-    run_fan(1, 1000);
+    run_fan(1, 1000, 0);
+    run_fan(1, 1000, 1);
 }
 
 static void test_release_wide_fanout_2_threads(void **state) {
     (void)state;
-    run_fan(2, MAX_TASKS - 2);
+    run_fan(2, MAX_TASKS - 2, 0);
+    run_fan(2, MAX_TASKS - 2, 1);
 }
 
 static void test_release_wide_fanout_16_threads(void **state) {
     (void)state;
-    for (int i = 0; i < TU_SCALE(20, 5); i++) run_fan(16, 129 + (size_t)i * 997 % 5000);
+    for (int i = 0; i < TU_SCALE(20, 5); i++) run_fan(16, 129 + (size_t)i * 997 % 5000, i % 2);
 }
 
 /* A binary out-tree: every task but the root has one predecessor (no counter at all).
@@ -141,7 +148,7 @@ static void test_release_single_predecessor_tree(void **state) {
     for (int fail = -1; fail < 40; fail += 7) {
         tree_fail = fail;
         for (unsigned v = 0; v < 4095; v++) atomic_store(&tree_runs[v], 0);
-        weft_status st = weft_graph_run(pool, g);
+        weft_status st = run_in(pool, g, fail % 2 != 0);
         assert_int_equal(st, fail < 0 ? WEFT_OK : WEFT_ERR_TASK_FAILED);
         size_t skipped = 0;
         for (unsigned v = 0; v < 4095; v++) {

@@ -3,9 +3,11 @@
  * The central check: random programs whose tasks really read and write the bytes (and
  * handle cells) they declare give, run in parallel on 7 threads, exactly the results of
  * running the tasks one after another in id order; the inferred dependencies are what
- * makes that true. Also: critical-path-first choice among ready successors (1 thread,
- * deterministic), a fan-out large enough to grow a deque, a long chain, empty graphs,
- * reuse and change between runs, affinity hints, and threads == 1 on the caller.
+ * makes that true, in the default order and in the global-priority order (the runs of
+ * one graph alternate between them). Also: critical-path-first choice among ready
+ * successors and the global-priority order (1 thread, deterministic), a fan-out large
+ * enough to grow a deque, a long chain, empty graphs, reuse and change between runs,
+ * affinity hints, and threads == 1 on the caller.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -132,9 +134,10 @@ static void test_run_dataflow_matches_sequential(void **state)
         memcpy(ref_bytes, bytes, ARENA);
         memcpy(ref_cells, cells, sizeof cells);
         memcpy(ref_out, m.out, sizeof ref_out);
-        for (int rep = 0; rep < 3; rep++) {
+        for (int rep = 0; rep < 3; rep++) { /* default, global priority, default again */
             reset_machine(&m);
-            assert_int_equal(weft_graph_run(pool, g), WEFT_OK);
+            weft_run_options ro = {.global_priority = rep == 1};
+            assert_int_equal(weft_graph_run_ex(pool, g, &ro), WEFT_OK);
             int same = memcmp(bytes, ref_bytes, ARENA) == 0 &&
                        memcmp(cells, ref_cells, sizeof cells) == 0 &&
                        memcmp(m.out, ref_out, p->n * sizeof *ref_out) == 0;
@@ -215,6 +218,43 @@ static void test_run_critical_path_first_by_length(void **state)
 {
     (void)state;
     critical_case(0);
+}
+
+/* One thread: source 0 (cost 2) with successors 1 (cost 1) and 2 (cost c2), and an
+ * independent source 3 (cost 3.5). Default order: 0, the kept successor 2, the newest
+ * pushed task 1, then 3. Global priority order: 0 (priority 2 + c2 > 3.5) first; then
+ * with c2 = 3 the worker keeps its successor 2 (3 >= 0.7 * 3.5) and runs 3 before 1;
+ * with c2 = 2 the queued 3 is more urgent by more than 1 / 0.7 and runs before 2. */
+static void test_run_global_priority_order(void **state)
+{
+    (void)state;
+    weft_pool *pool = make_pool(1, NULL);
+    for (int variant = 0; variant < 2; variant++) {
+        trace tr = {.len = 0};
+        tr_arg args[4];
+        weft_graph *g = NULL;
+        assert_int_equal(weft_graph_create(&g), WEFT_OK);
+        const double cost[4] = {2, 1, variant ? 2 : 3, 3.5};
+        for (size_t i = 0; i < 4; i++) {
+            args[i] = (tr_arg){.tr = &tr, .id = (weft_task_id)i};
+            assert_int_equal(weft_graph_add_task(g, record, &args[i], NULL, NULL), WEFT_OK);
+            assert_int_equal(weft_graph_set_cost(g, (weft_task_id)i, cost[i]), WEFT_OK);
+        }
+        assert_int_equal(weft_graph_add_edge(g, 0, 1), WEFT_OK);
+        assert_int_equal(weft_graph_add_edge(g, 0, 2), WEFT_OK);
+        static const weft_task_id local[4] = {0, 2, 1, 3};
+        static const weft_task_id global[2][4] = {{0, 2, 3, 1}, {0, 3, 2, 1}};
+        for (int rep = 0; rep < 4; rep++) { /* alternating: each run resets what it changes */
+            weft_run_options ro = {.global_priority = rep % 2};
+            atomic_store(&tr.len, 0);
+            assert_int_equal(weft_graph_run_ex(pool, g, &ro), WEFT_OK);
+            assert_int_equal(atomic_load(&tr.len), 4);
+            for (int k = 0; k < 4; k++)
+                assert_int_equal(tr.order[k], rep % 2 ? global[variant][k] : local[k]);
+        }
+        weft_graph_destroy(g);
+    }
+    weft_pool_destroy(pool);
 }
 
 /* ---- scale -------------------------------------------------------------------------- */
@@ -377,8 +417,10 @@ static void test_run_affinity_hints(void **state)
                                                      1000),
                              WEFT_OK);
     }
-    for (int rep = 0; rep < 5; rep++)
-        assert_int_equal(weft_graph_run(pool, g), WEFT_OK);
+    for (int rep = 0; rep < 5; rep++) { /* hinted tasks bypass the global queue */
+        weft_run_options ro = {.global_priority = rep % 2};
+        assert_int_equal(weft_graph_run_ex(pool, g, &ro), WEFT_OK);
+    }
     uint32_t total = 0, group1 = 0;
     for (int w = 0; w < 8; w++) {
         total += atomic_load(&a.on_slot[w]);
@@ -432,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_run_dataflow_matches_sequential),
         cmocka_unit_test(test_run_critical_path_first_by_cost),
         cmocka_unit_test(test_run_critical_path_first_by_length),
+        cmocka_unit_test(test_run_global_priority_order),
         cmocka_unit_test(test_run_large_fanout),
         cmocka_unit_test(test_run_long_chain),
         cmocka_unit_test(test_run_empty_graph_and_rerun_after_change),
