@@ -43,6 +43,7 @@ void weft_graph_destroy(weft_graph *g) {
     wf_free(g->names, g->names_cap);
     wf_free(g->edges, g->edges_cap * sizeof(*g->edges));
     wf_free(g->acc, g->acc_cap * sizeof(*g->acc));
+    wf_free(g->ready.ids, g->ready.cap * sizeof(uint32_t));
     wf_free(g, sizeof(*g));
 }
 

@@ -47,11 +47,12 @@ typedef struct wf_release {
 } wf_release;
 
 /* The shared ready queue of a global-priority run (graph/ready.c): a max-heap of node
- * ids by priority behind a spin lock; ids has room for every task of the graph. */
+ * ids by priority behind a spin lock; ids (cap entries, allocated by the first global
+ * run, grown when tasks were added, freed with the graph) has room for every task. */
 typedef struct wf_ready {
     _Atomic int lock;
     uint32_t *ids;
-    size_t n;
+    size_t n, cap;
 } wf_ready;
 void wf_ready_lock(wf_ready *r);
 void wf_ready_unlock(wf_ready *r);

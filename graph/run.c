@@ -283,10 +283,16 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
     g->measuring = opts && opts->measure;
     g->global = opts && opts->global_priority && g->n > 0;
     if (g->global) {
-        g->ready.ids = wf_alloc(g->n * sizeof(uint32_t), 16);
-        if (!g->ready.ids) {
-            atomic_store(&g->running, 0);
-            return wf_error(WEFT_ERR_NOMEM, "weft_graph_run: out of memory for the ready queue");
+        if (g->ready.cap < g->n) { /* kept for later runs: a re-run allocates nothing */
+            uint32_t *ids = wf_alloc(g->n * sizeof(uint32_t), 16);
+            if (!ids) {
+                atomic_store(&g->running, 0);
+                return wf_error(WEFT_ERR_NOMEM,
+                                "weft_graph_run: out of memory for the ready queue");
+            }
+            wf_free(g->ready.ids, g->ready.cap * sizeof(uint32_t));
+            g->ready.ids = ids;
+            g->ready.cap = g->n;
         }
         g->ready.n = 0;
         g->tokens_set = 1;
@@ -320,11 +326,7 @@ weft_status weft_graph_run_ex(weft_pool *pool, weft_graph *g, const weft_run_opt
         if (entered) wf_leave(pool);
     }
     g->measured_valid = g->measuring;
-    if (g->global) {
-        wf_free(g->ready.ids, g->n * sizeof(uint32_t));
-        g->ready.ids = NULL;
-        g->global = 0;
-    }
+    g->global = 0;
     uint32_t failed = atomic_load_explicit(&g->fail_task, memory_order_relaxed);
     if (failed != WEFT_TASK_NONE) {
         char label[160];

@@ -334,6 +334,46 @@ static void test_alloc_fail_failed_mutation_keeps_analysis(void **state)
     tu_alloc_uninstall();
 }
 
+/* Re-running a built graph allocates nothing, in either order: the global-priority ready
+ * queue is allocated by the first global run and kept; a grown graph grows it once. */
+static void test_alloc_fail_reruns_allocate_nothing(void **state)
+{
+    (void)state;
+    tu_alloc_install();
+    weft_pool *pool = NULL;
+    weft_pool_options po = weft_pool_options_default();
+    po.threads = 2;
+    assert_int_equal(weft_pool_create(&po, &pool), WEFT_OK);
+    weft_graph *g = NULL;
+    assert_int_equal(weft_graph_create(&g), WEFT_OK);
+    weft_task_id prev = 0, t = 0;
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(weft_graph_add_task(g, nop_task, NULL, NULL, &t), WEFT_OK);
+        if (i % 4)
+            assert_int_equal(weft_graph_add_edge(g, prev, t), WEFT_OK);
+        prev = t;
+    }
+    for (int grown = 0; grown < 2; grown++) {
+        for (int global = 0; global < 2; global++) {
+            weft_run_options ro = {.global_priority = global};
+            assert_int_equal(weft_graph_run_ex(pool, g, &ro), WEFT_OK); /* first: may allocate */
+            tu_alloc_reset();
+            for (int rep = 0; rep < 3; rep++)
+                assert_int_equal(weft_graph_run_ex(pool, g, &ro), WEFT_OK);
+            if (tu_alloc_get().allocs != 0)
+                print_error("%s, global %d: %llu allocations in 3 re-runs\n",
+                            grown ? "grown graph" : "graph", global,
+                            (unsigned long long)tu_alloc_get().allocs);
+            assert_int_equal(tu_alloc_get().allocs, 0);
+        }
+        assert_int_equal(weft_graph_add_task(g, nop_task, NULL, NULL, &t), WEFT_OK);
+    }
+    weft_graph_destroy(g);
+    weft_pool_destroy(pool);
+    assert_int_equal(tu_alloc_get().bad_free, 0);
+    tu_alloc_uninstall();
+}
+
 int main(void)
 {
     tu_main_init(300);
@@ -341,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_alloc_fail_every_allocation_pool_included),
         cmocka_unit_test(test_alloc_fail_graph_steps_on_a_live_pool),
         cmocka_unit_test(test_alloc_fail_failed_mutation_keeps_analysis),
+        cmocka_unit_test(test_alloc_fail_reruns_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
