@@ -80,8 +80,8 @@ static void node_memory(weft_plan *plan) {
     plan->scratch_bytes = plan->fused_bytes = 0;
     for (size_t i = 0; i < plan->n; i++) {
         const wf_pnode *p = &plan->nodes[i];
-        wf_desc in[4];
-        if (!p->def->memory || p->nin > 4) continue;
+        wf_desc in[WF_MEM_MAX_INPUTS];
+        if (!p->def->memory || p->nin > WF_MEM_MAX_INPUTS) continue;
         for (uint32_t k = 0; k < p->nin; k++) {
             const wf_pnode *src = &plan->nodes[plan->in_idx[p->in_off + k]];
             in[k] = (wf_desc){src->out.dtype, src->out.shape};

@@ -143,10 +143,7 @@ static int fusable_gradient(const weft_tgraph *g, size_t n, const weft_value *gr
         if (j != i && grads[j].id == v) return 0;
     for (uint32_t k = 0; k < node->nin; k++)
         if (is_variable_data(g, g->inputs[node->in_off + k])) return 0;
-    for (size_t u = v + 1; u < g->n; u++)
-        for (uint32_t k = 0; k < g->nodes[u].nin; k++)
-            if (g->inputs[g->nodes[u].in_off + k] == v) return 0;
-    return 1;
+    return !wf_tgraph_has_reader(g, v);
 }
 
 /* The update of variable var by gradient grad: optim_update_mm over the product's

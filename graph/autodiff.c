@@ -33,10 +33,7 @@ static int private_matmul(const weft_tgraph *g, uint32_t c, uint32_t first_new,
     if (c < first_new || g->nodes[c].op != WF_OP_MATMUL) return 0;
     for (size_t k = 0; k < nin; k++)
         if (k != i && gin[k] == c) return 0;
-    for (size_t u = c + 1; u < g->n; u++)
-        for (uint32_t k = 0; k < g->nodes[u].nin; k++)
-            if (g->inputs[g->nodes[u].in_off + k] == c) return 0;
-    return 1;
+    return !wf_tgraph_has_reader(g, c);
 }
 
 /* grad[v] += contribution (a new add node unless it is the first). A contribution that

@@ -193,5 +193,7 @@ void wf_tgraph_reset(weft_tgraph *g);
 weft_status wf_tgraph_check_value(const weft_tgraph *g, weft_value v, const char *who);
 /* The node's name or NULL. */
 const char *wf_tnode_name(const weft_tgraph *g, const wf_tnode *node);
+/* 1 if some node reads value v (only nodes after v can). O(nodes after v). */
+int wf_tgraph_has_reader(const weft_tgraph *g, uint32_t v);
 
 #endif

@@ -41,6 +41,13 @@ const char *wf_tnode_name(const weft_tgraph *g, const wf_tnode *node) {
     return node->name_off == WF_NO_NAME ? NULL : g->names + node->name_off;
 }
 
+int wf_tgraph_has_reader(const weft_tgraph *g, uint32_t v) {
+    for (size_t u = (size_t)v + 1; u < g->n; u++)
+        for (uint32_t k = 0; k < g->nodes[u].nin; k++)
+            if (g->inputs[g->nodes[u].in_off + k] == v) return 1;
+    return 0;
+}
+
 /* Reserves one node, `nin` input slots and the name; nothing is committed. */
 static weft_status reserve(weft_tgraph *g, size_t nin, const char *name, const char *who) {
     size_t name_len = name ? strlen(name) + 1 : 0;

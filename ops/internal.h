@@ -191,6 +191,8 @@ typedef struct wf_mem {
 } wf_mem;
 typedef wf_mem (*wf_mem_fn)(const wf_attrs *attrs, size_t nin, const wf_desc *in,
                             const wf_desc *out, unsigned threads);
+/* Ops with a memory hook take at most this many inputs (tests/ops/test_ops.c checks it). */
+#define WF_MEM_MAX_INPUTS 4
 
 /* The cost of a node of `def`: def->cost when set, else def->flops_per_elem (1 when 0)
  * flops per element of the larger of input 0 and the output, and the bytes of all the

@@ -232,6 +232,9 @@ static void test_ops_table_complete(void **state)
             tu_op_fail(what, "is flagged NOT_DIFFERENTIABLE but has a backward builder");
         if (!leaf && (!d->forward || !d->shape))
             tu_op_fail(what, "has no forward kernel or no shape rule");
+        if (d->memory && (d->max_inputs == 0 || d->max_inputs > WF_MEM_MAX_INPUTS))
+            tu_op_fail(what, "has a memory hook but may take more than %d inputs",
+                       WF_MEM_MAX_INPUTS);
         size_t len = strlen(d->name);
         if (len > 5 && !strcmp(d->name + len - 5, "_grad") && !internal)
             tu_op_fail(what, "is a gradient kernel but not flagged INTERNAL");
