@@ -118,6 +118,22 @@ static wf_gnode *ready_insert(weft_pool *pool, wf_worker *w, weft_graph *g, wf_g
     return kept;
 }
 
+/* One successor s of a finished task: poisons it first if `poison`, decrements its
+ * pending count, and returns 1 if it became ready and is this worker's to place (0 if it
+ * still waits, or if its affinity hint sent it to another slot's inbox: *routed records
+ * that). A task with one predecessor is ready now: no counter to decrement, so its line
+ * is only read (its effects reach the runner through this thread or the push's
+ * release). Otherwise acq_rel, see the top of the file; the poisoned flag is published
+ * by that release. */
+static inline int ready_here(weft_pool *pool, wf_worker *w, wf_gnode *s, uint32_t poison,
+                             unsigned *routed) {
+    if (poison) wf_store_relaxed(&s->poisoned, 1);
+    if (s->indeg != 1 && wf_sub_acq_rel(&s->pending, 1) != 1) return 0;
+    int r = route_affine(pool, w, s);
+    *routed |= (unsigned)r;
+    return !r;
+}
+
 /* Decrements the successors succ[0 .. n) (poisoning them first if `poison`). Of those
  * that become ready, the highest-priority one is returned to run next on this worker
  * (critical path first); the others are pushed, by increasing priority within each batch
@@ -129,16 +145,7 @@ static wf_gnode *release(weft_pool *pool, wf_worker *w, wf_gnode *nodes,
     unsigned nready = 0, pushed = 0, routed = 0;
     for (uint32_t i = 0; i < n; i++) {
         wf_gnode *s = &nodes[succ[i]];
-        if (poison) wf_store_relaxed(&s->poisoned, 1); /* published by the release below */
-        /* A task with one predecessor is ready now: no counter to decrement, so its
-         * line is only read (its effects reach the runner through this thread or the
-         * push's release). Otherwise acq_rel, see the top of the file. */
-        if (s->indeg != 1 && wf_sub_acq_rel(&s->pending, 1) != 1) continue;
-        int r = route_affine(pool, w, s);
-        if (r) {
-            routed |= r;
-            continue;
-        }
+        if (!ready_here(pool, w, s, poison, &routed)) continue;
         if (!kept) {
             kept = s;
             continue;
@@ -171,13 +178,7 @@ static wf_gnode *release_global(weft_pool *pool, wf_worker *w, weft_graph *g,
     unsigned nready = 0, pushed = 0, routed = 0;
     for (uint32_t i = 0; i < n; i++) {
         wf_gnode *s = &g->nodes[succ[i]];
-        if (poison) wf_store_relaxed(&s->poisoned, 1); /* as in release() */
-        if (s->indeg != 1 && wf_sub_acq_rel(&s->pending, 1) != 1) continue;
-        int r = route_affine(pool, w, s);
-        if (r) {
-            routed |= r;
-            continue;
-        }
+        if (!ready_here(pool, w, s, poison, &routed)) continue;
         if (nready == READY_BATCH) {
             ready_insert(pool, w, g, ready, nready, 0);
             pushed += nready;
