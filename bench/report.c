@@ -6,6 +6,9 @@
  *   vs <b>   = weft median one-shot / baseline b median one-shot at the same T (< 1: weft
  *              faster); only on weft rows
  *   bound    = work / span from weft_graph_analyze (the same for every row)
+ *   paired   = median over rounds of the per-round ratio weft / baseline b at the same T,
+ *              with its 95% CI (bench/paired.h); printed under the table, and in JSON as
+ *              paired_vs_<b>, paired_vs_<b>_lo/_hi and weft_faster_rounds_vs_<b>
  *
  * Workloads (--workload): one engine (weft); the one-shot samples are seconds per
  * iteration, `iterations` holds the iterations per repetition, `flops` the matmul flops
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "bench/harness.h"
+#include "bench/paired.h"
 #include "bench/run_tensor.h"
 #include "bench/shapes.h"
 #include "bench/workload_common.h"
@@ -25,6 +29,7 @@ typedef struct row_figures {
     bench_stats one, run, build, exec, destroy;
     double speedup;
     double vs[BENCH_ENGINE_COUNT]; /* 0 = not applicable */
+    bench_paired paired[BENCH_ENGINE_COUNT]; /* pairs == 0: not applicable */
     int contaminated;
     unsigned discarded;
 } row_figures;
@@ -65,6 +70,10 @@ static void figures(const bench_report *rep, const bench_result *r, row_figures 
             const bench_result *b = find_result(rep, (bench_engine)e, r->threads);
             double bm = b ? median_oneshot(b) : 0;
             f->vs[e] = bm > 0 ? f->one.median / bm : 0;
+            /* On failure (out of memory, message printed) the comparison stays empty. */
+            if (b != NULL)
+                (void)bench_paired_ratio(&r->oneshot, &b->oneshot, rep->opts->reps,
+                                         &f->paired[e]);
         }
     }
     f->contaminated = r->filter_oneshot.contaminated || r->filter_runonly.contaminated;
@@ -95,6 +104,35 @@ static void print_header(const bench_report *rep)
            o->reps, o->rounds);
     bench_print_filter_setup(o);
     printf("\n\n");
+}
+
+/* The paired comparisons of every weft row (see paired.h), one line each. */
+static void print_paired(const bench_report *rep)
+{
+    int first = 1;
+    for (size_t i = 0; i < rep->nresults; i++) {
+        const bench_result *r = &rep->results[i];
+        if (r->engine != BENCH_ENGINE_WEFT)
+            continue;
+        row_figures f;
+        figures(rep, r, &f);
+        for (unsigned e = BENCH_ENGINE_OMP; e < BENCH_ENGINE_COUNT; e++) {
+            const bench_paired *p = &f.paired[e];
+            if (p->pairs == 0)
+                continue;
+            if (first)
+                printf("\npaired by round (weft time / baseline time in the same round, < 1: "
+                       "weft faster; median, 95%% CI):\n");
+            first = 0;
+            printf("  T=%-3u weft/%-8s %6.3f", r->threads, bench_engine_name((bench_engine)e),
+                   p->median);
+            if (p->lo > 0)
+                printf("  [%.3f, %.3f]", p->lo, p->hi);
+            else
+                printf("  [too few rounds for a CI]");
+            printf("  weft faster in %zu of %zu rounds\n", p->a_faster, p->pairs);
+        }
+    }
 }
 
 static void print_table(const bench_report *rep)
@@ -142,6 +180,7 @@ static void print_table(const bench_report *rep)
     }
     if (rep->note != NULL)
         printf("note: %s\n", rep->note);
+    print_paired(rep);
 }
 
 static void print_counters(const bench_report *rep)
@@ -288,6 +327,17 @@ static void print_json(const bench_report *rep)
                     char key[24];
                     snprintf(key, sizeof key, "vs_%s", bench_engine_name((bench_engine)e));
                     json_num(key, f.vs[e], f.vs[e] > 0);
+                    const bench_paired *p = &f.paired[e];
+                    snprintf(key, sizeof key, "paired_vs_%s", bench_engine_name((bench_engine)e));
+                    json_num(key, p->median, p->pairs > 0);
+                    char sub[40];
+                    snprintf(sub, sizeof sub, "%s_lo", key);
+                    json_num(sub, p->lo, p->lo > 0);
+                    snprintf(sub, sizeof sub, "%s_hi", key);
+                    json_num(sub, p->hi, p->lo > 0);
+                    snprintf(sub, sizeof sub, "weft_faster_rounds_vs_%s",
+                             bench_engine_name((bench_engine)e));
+                    json_num(sub, (double)p->a_faster, p->pairs > 0);
                 }
             }
             if (f.build.count) {
