@@ -99,6 +99,7 @@ void bench_results_free(bench_result *results, size_t count)
         bench_samples_free(&results[i].build);
         bench_samples_free(&results[i].run);
         bench_samples_free(&results[i].destroy);
+        bench_samples_free(&results[i].outside);
         free(results[i].counters);
     }
     free(results);

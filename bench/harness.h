@@ -27,6 +27,8 @@ typedef struct bench_result {
     bench_samples oneshot;       /* seconds per one-shot run */
     bench_samples runonly;       /* seconds per run-only run (weft graph shapes) */
     bench_samples build, run, destroy; /* weft one-shot phases */
+    bench_samples outside;       /* cholesky weft/omp: T x seconds - summed kernel seconds,
+                                    per accepted sample (thread time outside the kernels) */
     bench_filter_state filter_oneshot, filter_runonly;
     double residual;             /* cholesky: largest residual checked; else 0 */
     weft_worker_counters *counters; /* weft: per slot, last run-only block (or one-shot) */

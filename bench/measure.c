@@ -155,13 +155,41 @@ static int wait_quiet(const bench_filter *filter, bench_filter_state *state)
     return 0;
 }
 
+/* Adapter: a bench_rep_fn seen as a bench_rep2_fn whose second value is unused. */
+typedef struct rep_adapter {
+    bench_rep_fn fn;
+    void *ctx;
+} rep_adapter;
+
+static int rep_adapted(void *arg, double *seconds, double *aux)
+{
+    rep_adapter *a = arg;
+    *aux = 0.0;
+    return a->fn(a->ctx, seconds);
+}
+
 int bench_measure(const bench_filter *filter, bench_filter_state *state, size_t reps,
                   bench_rep_fn fn, void *ctx, bench_samples *out)
 {
+    rep_adapter a = {fn, ctx};
+    return bench_measure2(filter, state, reps, rep_adapted, &a, out, NULL);
+}
+
+/* Keeps an accepted repetition: its seconds in out and, if aux_out, its second value. */
+static int keep(bench_samples *out, bench_samples *aux_out, double sec, double aux)
+{
+    if (bench_samples_push(out, sec) != 0)
+        return -1;
+    return aux_out != NULL ? bench_samples_push(aux_out, aux) : 0;
+}
+
+int bench_measure2(const bench_filter *filter, bench_filter_state *state, size_t reps,
+                   bench_rep2_fn fn, void *ctx, bench_samples *out, bench_samples *aux_out)
+{
     if (!filter->enabled) {
         for (size_t r = 0; r < reps; r++) {
-            double sec = 0, t0 = bench_now_s();
-            if (fn(ctx, &sec) != 0 || bench_samples_push(out, sec) != 0)
+            double sec = 0, aux = 0, t0 = bench_now_s();
+            if (fn(ctx, &sec, &aux) != 0 || keep(out, aux_out, sec, aux) != 0)
                 return -1;
             state->spent_s += bench_now_s() - t0;
         }
@@ -172,10 +200,10 @@ int bench_measure(const bench_filter *filter, bench_filter_state *state, size_t 
     size_t accepted = 0;
     while (accepted < reps) {
         cpu_sample a, b;
-        double sec = 0;
+        double sec = 0, aux = 0;
         if (cpu_sample_take(&a) != 0)
             return -1;
-        if (fn(ctx, &sec) != 0)
+        if (fn(ctx, &sec, &aux) != 0)
             return -1;
         if (cpu_sample_take(&b) != 0)
             return -1;
@@ -187,7 +215,7 @@ int bench_measure(const bench_filter *filter, bench_filter_state *state, size_t 
         if (clean || out_of_budget) {
             if (!clean)
                 state->contaminated = 1;
-            if (bench_samples_push(out, sec) != 0)
+            if (keep(out, aux_out, sec, aux) != 0)
                 return -1;
             accepted++;
             continue;

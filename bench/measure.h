@@ -64,6 +64,15 @@ typedef int (*bench_rep_fn)(void *ctx, double *seconds);
 int bench_measure(const bench_filter *filter, bench_filter_state *state, size_t reps,
                   bench_rep_fn fn, void *ctx, bench_samples *out);
 
+/* A repetition that also yields a second value per accepted repetition (e.g. the
+ * Cholesky's summed kernel time), kept in step with the seconds. */
+typedef int (*bench_rep2_fn)(void *ctx, double *seconds, double *aux);
+
+/* bench_measure for a bench_rep2_fn: the aux value of every accepted repetition is
+ * appended to *aux_out (NULL: dropped), in the same order as the seconds in *out. */
+int bench_measure2(const bench_filter *filter, bench_filter_state *state, size_t reps,
+                   bench_rep2_fn fn, void *ctx, bench_samples *out, bench_samples *aux_out);
+
 /* Checks that the load counters can be read; -1 with a message suggesting --no-filter. */
 int bench_filter_available(void);
 

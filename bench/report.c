@@ -6,6 +6,8 @@
  *   vs <b>   = weft median one-shot / baseline b median one-shot at the same T (< 1: weft
  *              faster); only on weft rows
  *   bound    = work / span from weft_graph_analyze (the same for every row)
+ *   outside  = cholesky, tiled engines: median over samples of T x wall - the summed time
+ *              of all tile kernels, i.e. thread time spent idle, scheduling or building
  *   paired   = median over rounds of the per-round ratio weft / baseline b at the same T,
  *              with its 95% CI (bench/paired.h); printed under the table, and in JSON as
  *              paired_vs_<b>, paired_vs_<b>_lo/_hi and weft_faster_rounds_vs_<b>
@@ -26,7 +28,7 @@
 #include "bench/workload_common.h"
 
 typedef struct row_figures {
-    bench_stats one, run, build, exec, destroy;
+    bench_stats one, run, build, exec, destroy, outside;
     double speedup;
     double vs[BENCH_ENGINE_COUNT]; /* 0 = not applicable */
     bench_paired paired[BENCH_ENGINE_COUNT]; /* pairs == 0: not applicable */
@@ -58,6 +60,7 @@ static void figures(const bench_report *rep, const bench_result *r, row_figures 
     bench_samples_stats(&r->build, &f->build);
     bench_samples_stats(&r->run, &f->exec);
     bench_samples_stats(&r->destroy, &f->destroy);
+    bench_samples_stats(&r->outside, &f->outside);
     const bench_result *base = NULL;
     for (size_t i = 0; i < rep->nresults; i++) {
         const bench_result *q = &rep->results[i];
@@ -149,7 +152,7 @@ static void print_table(const bench_report *rep)
         }
     }
     if (chol)
-        printf(" %9s %10s", "GFLOP/s", "residual");
+        printf(" %9s %10s %11s", "GFLOP/s", "residual", "outside ms");
     printf("  notes\n");
     for (size_t i = 0; i < rep->nresults; i++) {
         const bench_result *r = &rep->results[i];
@@ -172,9 +175,14 @@ static void print_table(const bench_report *rep)
             else
                 printf(" %10s", "-");
         }
-        if (chol)
+        if (chol) {
             printf(" %9.2f %10.2e", f.one.median > 0 ? rep->flops / f.one.median * 1e-9 : 0,
                    r->residual);
+            if (f.outside.count)
+                printf(" %11.2f", f.outside.median * 1e3);
+            else
+                printf(" %11s", "-");
+        }
         printf(" ");
         bench_print_row_notes(f.contaminated, f.discarded);
     }
@@ -310,6 +318,7 @@ static void print_json(const bench_report *rep)
         if (chol) {
             json_num("gflops", f.one.median > 0 ? rep->flops / f.one.median * 1e-9 : 0, 1);
             json_num("residual", r->residual, 1);
+            json_num("outside_s", f.outside.median, f.outside.count > 0);
         }
         if (wl) {
             bench_target t = bench_workload_target(o, r->threads);

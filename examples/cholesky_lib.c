@@ -29,6 +29,7 @@
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,36 +161,60 @@ typedef struct chol_task {
     const double *a, *b;
     double *c;
     int nb;
+    _Atomic uint64_t *kernel_ns; /* the factorisation's kernel-time sum, or NULL */
 } chol_task;
+
+static uint64_t chol_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Adds the time since t0 to the task's kernel-time sum. Relaxed: the sum is read only
+ * after the factorisation has ended (weft_graph_run_ex returned, or the OpenMP parallel
+ * region's closing barrier), which orders every addition before the read. */
+static void chol_kernel_done(const chol_task *t, uint64_t t0) {
+    if (t->kernel_ns != NULL)
+        atomic_fetch_add_explicit(t->kernel_ns, chol_now_ns() - t0, memory_order_relaxed);
+}
 
 /* A_kk = L_kk L_kk^T in place (lower). Non-zero (LAPACK info) if A_kk is not positive
  * definite, which fails the task and skips its dependents. */
 static int chol_kernel_potrf(void *arg) {
     chol_task *t = arg;
-    return (int)LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', t->nb, t->c, t->nb);
+    uint64_t t0 = chol_now_ns();
+    int info = (int)LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', t->nb, t->c, t->nb);
+    chol_kernel_done(t, t0);
+    return info;
 }
 
 /* A_ik = A_ik L_kk^-T, a = L_kk, c = A_ik. */
 static int chol_kernel_trsm(void *arg) {
     chol_task *t = arg;
+    uint64_t t0 = chol_now_ns();
     cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, t->nb, t->nb,
                 1.0, t->a, t->nb, t->c, t->nb);
+    chol_kernel_done(t, t0);
     return 0;
 }
 
 /* A_ii -= A_ik A_ik^T (lower part), a = A_ik, c = A_ii. */
 static int chol_kernel_syrk(void *arg) {
     chol_task *t = arg;
+    uint64_t t0 = chol_now_ns();
     cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, t->nb, t->nb, -1.0, t->a, t->nb, 1.0,
                 t->c, t->nb);
+    chol_kernel_done(t, t0);
     return 0;
 }
 
 /* A_ij -= A_ik A_jk^T, a = A_ik, b = A_jk, c = A_ij. */
 static int chol_kernel_gemm(void *arg) {
     chol_task *t = arg;
+    uint64_t t0 = chol_now_ns();
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, t->nb, t->nb, t->nb, -1.0, t->a,
                 t->nb, t->b, t->nb, 1.0, t->c, t->nb);
+    chol_kernel_done(t, t0);
     return 0;
 }
 
@@ -224,11 +249,13 @@ size_t chol_task_count(size_t nt) {
  * (the DAG is built here, not in the run), runs it on pool and destroys it.
  * All task arguments live in one array allocated here and freed before returning. */
 int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double *run_s,
-                        weft_graph_stats *stats) {
+                        weft_graph_stats *stats, double *kernel_s) {
     if (build_s != NULL)
         *build_s = 0.0;
     if (run_s != NULL)
         *run_s = 0.0;
+    if (kernel_s != NULL)
+        *kernel_s = 0.0;
     if (pool == NULL) {
         fprintf(stderr, "chol_factor_weft: NULL pool\n");
         return WEFT_ERR_INVALID_ARG;
@@ -261,6 +288,8 @@ int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double
         return WEFT_ERR_NOMEM;
     }
 
+    _Atomic uint64_t kernel_ns = 0;
+    _Atomic uint64_t *kp = kernel_s != NULL ? &kernel_ns : NULL;
     double t0 = chol_now_s();
     weft_graph *g = NULL;
     weft_status st = weft_graph_create(&g);
@@ -268,23 +297,23 @@ int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double
     char name[80]; /* "gemm(i,j,k)" with three 20-digit indexes fits */
     for (size_t k = 0; k < nt && st == WEFT_OK; k++) {
         chol_task *t = &args[next++];
-        *t = (chol_task){NULL, NULL, T[k * nt + k], nb};
+        *t = (chol_task){NULL, NULL, T[k * nt + k], nb, kp};
         snprintf(name, sizeof name, "potrf(%zu)", k);
         st = chol_add(g, chol_kernel_potrf, t, name, 0.9 * nb3);
         for (size_t i = k + 1; i < nt && st == WEFT_OK; i++) {
             t = &args[next++];
-            *t = (chol_task){T[k * nt + k], NULL, T[i * nt + k], nb};
+            *t = (chol_task){T[k * nt + k], NULL, T[i * nt + k], nb, kp};
             snprintf(name, sizeof name, "trsm(%zu,%zu)", i, k);
             st = chol_add(g, chol_kernel_trsm, t, name, 3.0 * nb3);
         }
         for (size_t i = k + 1; i < nt && st == WEFT_OK; i++) {
             t = &args[next++];
-            *t = (chol_task){T[i * nt + k], NULL, T[i * nt + i], nb};
+            *t = (chol_task){T[i * nt + k], NULL, T[i * nt + i], nb, kp};
             snprintf(name, sizeof name, "syrk(%zu,%zu)", i, k);
             st = chol_add(g, chol_kernel_syrk, t, name, 1.2 * nb3);
             for (size_t j = k + 1; j < i && st == WEFT_OK; j++) {
                 t = &args[next++];
-                *t = (chol_task){T[i * nt + k], T[j * nt + k], T[i * nt + j], nb};
+                *t = (chol_task){T[i * nt + k], T[j * nt + k], T[i * nt + j], nb, kp};
                 snprintf(name, sizeof name, "gemm(%zu,%zu,%zu)", i, j, k);
                 st = chol_add(g, chol_kernel_gemm, t, name, 2.0 * nb3);
             }
@@ -309,6 +338,8 @@ int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double
             *build_s = t1 - t0;
         if (run_s != NULL)
             *run_s = t2 - t1;
+        if (kernel_s != NULL)
+            *kernel_s = 1e-9 * (double)atomic_load_explicit(&kernel_ns, memory_order_relaxed);
     }
     /* weft_last_error() still describes a failure: destroy and free do not fail. */
     weft_graph_destroy(g);
@@ -317,7 +348,7 @@ int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double
 }
 
 int chol_factor_weft(weft_pool *pool, chol_matrix *m, double *build_s, double *run_s) {
-    return chol_factor_weft_ex(pool, m, build_s, run_s, NULL);
+    return chol_factor_weft_ex(pool, m, build_s, run_s, NULL, NULL);
 }
 
 /* ---- OpenMP -------------------------------------------------------------------------- */
@@ -335,7 +366,9 @@ static int chol_threads(int threads, const char *who) {
 /* The same loop as the weft version; the dependence object of a tile is its first
  * element. A failed POTRF sets `failed` (its dependents still run, on garbage, and the
  * call returns -1). */
-int chol_factor_omp(chol_matrix *m, int threads) {
+int chol_factor_omp_ex(chol_matrix *m, int threads, double *kernel_s) {
+    if (kernel_s != NULL)
+        *kernel_s = 0.0;
     if (chol_matrix_check(m, "chol_factor_omp") != 0)
         return -1;
     int nth = chol_threads(threads, "chol_factor_omp");
@@ -347,12 +380,14 @@ int chol_factor_omp(chol_matrix *m, int threads) {
     const int nb = (int)m->nb;
     double **T = m->tiles;
     int failed = 0;
+    _Atomic uint64_t kernel_ns = 0;
+    _Atomic uint64_t *kp = kernel_s != NULL ? &kernel_ns : NULL;
 #pragma omp parallel num_threads(nth) shared(failed)
 #pragma omp single
     for (size_t k = 0; k < nt; k++) {
 #pragma omp task firstprivate(k) depend(inout: T[k * nt + k][0])
         {
-            chol_task t = {NULL, NULL, T[k * nt + k], nb};
+            chol_task t = {NULL, NULL, T[k * nt + k], nb, kp};
             if (chol_kernel_potrf(&t) != 0) {
 #pragma omp atomic write
                 failed = 1;
@@ -361,21 +396,21 @@ int chol_factor_omp(chol_matrix *m, int threads) {
         for (size_t i = k + 1; i < nt; i++) {
 #pragma omp task firstprivate(i, k) depend(in: T[k * nt + k][0]) depend(inout: T[i * nt + k][0])
             {
-                chol_task t = {T[k * nt + k], NULL, T[i * nt + k], nb};
+                chol_task t = {T[k * nt + k], NULL, T[i * nt + k], nb, kp};
                 chol_kernel_trsm(&t);
             }
         }
         for (size_t i = k + 1; i < nt; i++) {
 #pragma omp task firstprivate(i, k) depend(in: T[i * nt + k][0]) depend(inout: T[i * nt + i][0])
             {
-                chol_task t = {T[i * nt + k], NULL, T[i * nt + i], nb};
+                chol_task t = {T[i * nt + k], NULL, T[i * nt + i], nb, kp};
                 chol_kernel_syrk(&t);
             }
             for (size_t j = k + 1; j < i; j++) {
 #pragma omp task firstprivate(i, j, k) depend(in: T[i * nt + k][0], T[j * nt + k][0]) \
     depend(inout: T[i * nt + j][0])
                 {
-                    chol_task t = {T[i * nt + k], T[j * nt + k], T[i * nt + j], nb};
+                    chol_task t = {T[i * nt + k], T[j * nt + k], T[i * nt + j], nb, kp};
                     chol_kernel_gemm(&t);
                 }
             }
@@ -388,7 +423,13 @@ int chol_factor_omp(chol_matrix *m, int threads) {
         fprintf(stderr, "chol_factor_omp: a diagonal tile is not positive definite\n");
         return -1;
     }
+    if (kernel_s != NULL)
+        *kernel_s = 1e-9 * (double)atomic_load_explicit(&kernel_ns, memory_order_relaxed);
     return 0;
+}
+
+int chol_factor_omp(chol_matrix *m, int threads) {
+    return chol_factor_omp_ex(m, threads, NULL);
 }
 
 /* ---- LAPACKE ------------------------------------------------------------------------- */

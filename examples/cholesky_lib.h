@@ -34,14 +34,19 @@ int chol_factor_weft(weft_pool *pool, chol_matrix *m, double *build_s, double *r
  * (tasks, edges, levels, work and span in units of the cost hints, which are relative
  * kernel times scaled to gemm = 2 nb^3, see cholesky_lib.c; stats may be NULL).
  * build_s covers creating the graph, declaring the accesses and weft_graph_analyze;
- * run_s covers weft_graph_run only. An out-parameter rather than a "last stats" global, so
+ * run_s covers weft_graph_run only; kernel_s (may be NULL) receives the summed time
+ * of all tile kernels over all threads, so that T x wall - kernel_s is the time the
+ * threads spent outside kernels (idle, scheduling, graph building). An out-parameter rather than a "last stats" global, so
  * that factorisations in several threads do not interfere. */
 int chol_factor_weft_ex(weft_pool *pool, chol_matrix *m, double *build_s, double *run_s,
-                        weft_graph_stats *stats);
+                        weft_graph_stats *stats, double *kernel_s);
 /* Tasks of the graph for nt tiles per side: nt POTRF, nt(nt-1)/2 TRSM and as many SYRK,
  * nt(nt-1)(nt-2)/6 GEMM. */
 size_t chol_task_count(size_t nt);
 int chol_factor_omp(chol_matrix *m, int threads);
+/* chol_factor_omp that also reports the summed kernel time over all threads (kernel_s
+ * may be NULL), timed exactly as in chol_factor_weft_ex. */
+int chol_factor_omp_ex(chol_matrix *m, int threads, double *kernel_s);
 int chol_factor_lapacke(chol_matrix *m, int threads);
 /* chol_factor_lapacke that also reports the time of the LAPACKE_dpotrf call alone
  * (potrf_s may be NULL), without the two copies between tiles and the full array, for a

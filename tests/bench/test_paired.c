@@ -1,4 +1,5 @@
-/* tests/bench/test_paired.c - the paired per-round comparison of bench/paired.c.
+/* tests/bench/test_paired.c - the paired per-round comparison of bench/paired.c, and
+ * bench_measure2 keeping a second value per repetition in step with the seconds.
  *
  * The CI ranks are checked against the published sign-test table and against a direct
  * binomial sum; the ratios against values computed here from the round layout the
@@ -121,6 +122,41 @@ static void test_paired_ratio_edges(void **state)
     bench_samples_free(&b);
 }
 
+static int rep_counting(void *ctx, double *seconds, double *aux)
+{
+    int *calls = ctx;
+    ++*calls;
+    *seconds = (double)*calls;
+    *aux = 10.0 * (double)*calls;
+    return *calls == 99 ? -1 : 0; /* call 99 fails */
+}
+
+/* Without the filter every repetition is kept; aux values land in step with the seconds,
+ * a NULL aux list drops them, and a failing repetition ends the block with -1. */
+static void test_measure2_keeps_aux_in_step(void **state)
+{
+    (void)state;
+    bench_filter off = {0, 0.0};
+    bench_filter_state fs = {0};
+    bench_samples sec = {0}, aux = {0};
+    int calls = 0;
+    assert_int_equal(bench_measure2(&off, &fs, 4, rep_counting, &calls, &sec, &aux), 0);
+    assert_int_equal(sec.n, 4);
+    assert_int_equal(aux.n, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_near(sec.v[i], (double)(i + 1));
+        assert_near(aux.v[i], 10.0 * (double)(i + 1));
+    }
+    assert_int_equal(bench_measure2(&off, &fs, 2, rep_counting, &calls, &sec, NULL), 0);
+    assert_int_equal(sec.n, 6);
+    assert_int_equal(aux.n, 4);
+    calls = 97;
+    assert_int_equal(bench_measure2(&off, &fs, 5, rep_counting, &calls, &sec, &aux), -1);
+    assert_int_equal(calls, 99);
+    bench_samples_free(&sec);
+    bench_samples_free(&aux);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_paired_ci_rank_definition),
         cmocka_unit_test(test_paired_ratio_by_round),
         cmocka_unit_test(test_paired_ratio_edges),
+        cmocka_unit_test(test_measure2_keeps_aux_in_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

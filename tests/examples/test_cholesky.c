@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cblas.h>
 #include <cmocka.h>
@@ -154,6 +155,45 @@ static void test_cholesky_omp_matches_weft(void **state) {
     }
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The summed kernel time is positive and fits in threads x the run's wall time, for both
+ * engines (a kernel counted twice or time counted outside the kernels breaks the bound
+ * at one thread, where kernels fill most of the run). */
+static void test_cholesky_kernel_time(void **state) {
+    (void)state;
+    chol_matrix a, l;
+    assert_int_equal(chol_matrix_create(&a, 512, 64, 3), 0);
+    assert_int_equal(chol_matrix_create(&l, 512, 64, 3), 0);
+    for (unsigned threads = 1; threads <= 4; threads *= 2) {
+        weft_pool *pool = pool_new(threads);
+        double build_s = 0.0, run_s = 0.0, kernel_s = -1.0;
+        chol_matrix_copy(&l, &a);
+        assert_int_equal(chol_factor_weft_ex(pool, &l, &build_s, &run_s, NULL, &kernel_s),
+                         WEFT_OK);
+        assert_true(kernel_s > 0.0);
+        assert_true(kernel_s <= (double)threads * run_s * (1.0 + 1e-6) + 1e-6);
+        assert_true(chol_residual(&a, &l) < TOL);
+        weft_pool_destroy(pool);
+        if (OMP_UNDER_TSAN)
+            continue;
+        chol_matrix_copy(&l, &a);
+        kernel_s = -1.0;
+        double t0 = now_s();
+        assert_int_equal(chol_factor_omp_ex(&l, (int)threads, &kernel_s), 0);
+        double wall = now_s() - t0;
+        assert_true(kernel_s > 0.0);
+        assert_true(kernel_s <= (double)threads * wall * (1.0 + 1e-6) + 1e-6);
+        assert_true(chol_residual(&a, &l) < TOL);
+    }
+    chol_matrix_destroy(&l);
+    chol_matrix_destroy(&a);
+}
+
 /* LAPACKE_dpotrf (blocked differently, so only the residual is compared), and OpenBLAS is
  * left at one thread afterwards. */
 static void test_cholesky_lapacke_residual(void **state) {
@@ -194,7 +234,7 @@ static void test_cholesky_graph_shape(void **state) {
         assert_int_equal(chol_matrix_create(&l, nt * 16, 16, 1), 0);
         weft_graph_stats gs;
         memset(&gs, 0xff, sizeof gs);
-        assert_int_equal(chol_factor_weft_ex(pool, &l, NULL, NULL, &gs), WEFT_OK);
+        assert_int_equal(chol_factor_weft_ex(pool, &l, NULL, NULL, &gs, NULL), WEFT_OK);
         assert_int_equal(chol_task_count(nt), tasks);
         assert_int_equal(gs.tasks, tasks);
         assert_int_equal(gs.edges, edges);
@@ -289,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_cholesky_weft_pool_reused),
         cmocka_unit_test(test_cholesky_omp_matches_weft),
         cmocka_unit_test(test_cholesky_lapacke_residual),
+        cmocka_unit_test(test_cholesky_kernel_time),
         cmocka_unit_test(test_cholesky_graph_shape),
         cmocka_unit_test(test_cholesky_not_positive_definite_fails),
         cmocka_unit_test(test_cholesky_bad_input),
