@@ -11,6 +11,7 @@
 #include "ops/internal.h"
 #include "ops/matmul.h"
 #include "ops/vmath.h"
+#include "scheduler/atomic.h"
 #include "scheduler/internal.h"
 #include "weft/optim.h"
 
@@ -145,8 +146,11 @@ const wf_op_def wf_op_def_optim_update = {
  * Inputs (w, a, b[, addend]); attrs->flags holds the product's TRANS flags, attrs->slot
  * the state. The gradient op(a) op(b) (+ addend) is computed one output tile at a time
  * into a block of the node's scratch and applied at once, so it is never stored whole.
- * The tiles are dealt round-robin to chunks, each with its own block: one chunk per pool
- * thread, at most one per tile, and never more blocks than the product has elements. GEMM
+ * Chunks claim tiles one at a time from a shared counter, each into its own block, so a
+ * chunk delayed behind other work leaves its tiles to the others (a static deal of 7 + 7
+ * tiles on 2 threads made the MLP step about 8% slower than the unfused step with
+ * OpenBLAS's default kernels). One chunk per pool thread, at most one per tile, and never
+ * more blocks than the product has elements. GEMM
  * tiles and GER row tiles hold at most 16384 elements (64 KB of f32): the MLP's first
  * weight gradient, 784 x 256 floats in 14 tiles, needs 2 blocks (112 KB) on 2 threads.
  * Tiny, one-row and empty-sum products are one tile, the whole (small) product.
@@ -196,6 +200,10 @@ typedef struct optim_mm_job {
     char *scratch;      /* chunk c's block at c * mb * nb elements */
     size_t chunks;
     int apply;          /* 0: check mode's first pass, which only scans the gradient */
+    /* The next unclaimed tile of the pass. Relaxed: the fetch-add alone makes every tile
+     * claimed once; tiles write disjoint elements, and the join of wf_kernel_parallel
+     * orders all of a pass's writes before whatever follows it. */
+    _Atomic size_t next_tile;
 } optim_mm_job;
 
 /* Check mode: WEFT_ERR_NUMERICS (message recorded) if tile block g holds a NaN or Inf. */
@@ -212,14 +220,16 @@ static int optim_mm_scan(const wf_mm *mm, const void *g, size_t r0, size_t rows,
     return WEFT_ERR_NUMERICS;
 }
 
-/* Chunks [c0, c1): chunk c takes tiles c, c + chunks, ... into its own block. */
+/* Chunks [c0, c1): chunk c claims tiles until none is left, each into its own block. */
 static int optim_mm_chunk(void *arg, size_t c0, size_t c1) {
-    const optim_mm_job *j = arg;
+    optim_mm_job *j = arg;
     const wf_mm *mm = &j->mm;
     const size_t es = weft_dtype_size(mm->dtype);
     for (size_t c = c0; c < c1; c++) {
         char *g = j->scratch + c * mm->mb * mm->nb * es;
-        for (size_t t = c; t < mm->tiles; t += j->chunks) {
+        for (;;) {
+            size_t t = wf_add_relaxed(&j->next_tile, 1);
+            if (t >= mm->tiles) break;
             size_t r0, rows, k0, cols;
             wf_mm_tile(mm, t, &r0, &rows, &k0, &cols);
             for (size_t i = 0; j->addend && i < rows; i++)
@@ -247,8 +257,10 @@ static int optim_mm_forward(const wf_kernel_ctx *ctx) {
     j.chunks = optim_mm_chunks(&j.mm, ctx->pool ? weft_pool_threads(ctx->pool) : 1);
     const size_t bytes = j.chunks * j.mm.mb * j.mm.nb * weft_dtype_size(j.mm.dtype);
     if (bytes && !(j.scratch = wf_kernel_scratch(ctx, bytes))) return WEFT_ERR_NOMEM;
+    atomic_init(&j.next_tile, 0);
     if (ctx->check_numerics && (rc = wf_kernel_parallel(ctx, j.chunks, 1, optim_mm_chunk, &j)))
         return rc;
+    wf_store_relaxed(&j.next_tile, 0); /* before the pass forks */
     j.apply = 1;
     j.step = optim_begin(j.slot); /* after the last check: a refused run counts no step */
     return wf_kernel_parallel(ctx, j.chunks, 1, optim_mm_chunk, &j);
