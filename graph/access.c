@@ -12,7 +12,9 @@
  *     read only:  readers += t
  *     with write: edges readers -> t (WAR), or last_writer -> t if there is no reader
  *                 (WAW); then last_writer = t, readers = {}
- * Splitting is O(segments) per new boundary (array insertion): fine for tiled algorithms
+ * Per access: one binary search to split and cover, one to merge modes; the rule is then
+ * applied to the segments noted while merging. Splitting is O(segments) per new boundary
+ * (array insertion): fine for tiled algorithms
  * (one segment per tile); an interval tree would be the next step for millions of
  * distinct regions. */
 #include <stdlib.h>
@@ -71,10 +73,9 @@ static int readers_copy(seg *dst, const seg *src) {
     return 0;
 }
 
-/* Splits so that a segment boundary falls right before byte x (x starts a segment). */
-static int split_before(segmap *m, uint8_t space, uintptr_t x) {
-    size_t i = seg_lower(m, space, x);
-    if (i == m->n || m->s[i].space != space || m->s[i].lo >= x || m->s[i].hi < x) return 0;
+/* Splits segment i at byte x (lo < x <= hi): segment i becomes [lo, x-1] and a copy of
+ * its state [x, hi] is inserted at i + 1. */
+static int split_at(segmap *m, size_t i, uintptr_t x) {
     seg right = m->s[i];
     if (readers_copy(&right, &m->s[i])) return -1;
     right.lo = x;
@@ -86,12 +87,16 @@ static int split_before(segmap *m, uint8_t space, uintptr_t x) {
     return 0;
 }
 
-/* Makes [lo, hi] exactly covered by segments (filling gaps with fresh ones). */
+/* Makes [lo, hi] exactly covered by segments (splitting the segments that straddle lo or
+ * hi + 1, filling gaps with fresh ones). One binary search for lo, then a walk over the
+ * segments the range covers. */
 static int cover(segmap *m, uint8_t space, uintptr_t lo, uintptr_t hi) {
-    if (split_before(m, space, lo)) return -1;
-    if (hi != UINTPTR_MAX && split_before(m, space, hi + 1)) return -1;
-    uintptr_t x = lo;
     size_t i = seg_lower(m, space, lo);
+    if (i < m->n && m->s[i].space == space && m->s[i].lo < lo) {
+        if (split_at(m, i, lo)) return -1; /* m->s[i] straddles lo */
+        i++;
+    }
+    uintptr_t x = lo; /* first byte of [lo, hi] not yet covered; segments from i on */
     for (;;) {
         if (i < m->n && m->s[i].space == space && m->s[i].lo <= hi) {
             if (m->s[i].lo > x) { /* gap [x, lo-1] */
@@ -100,7 +105,8 @@ static int cover(segmap *m, uint8_t space, uintptr_t lo, uintptr_t hi) {
                 if (seg_insert(m, i, &fresh)) return -1;
                 i++;
             }
-            if (m->s[i].hi >= hi) return 0;
+            if (m->s[i].hi > hi) return split_at(m, i, hi + 1); /* straddles hi + 1 */
+            if (m->s[i].hi == hi) return 0;
             x = m->s[i].hi + 1;
             i++;
         } else { /* tail gap [x, hi] */
@@ -156,6 +162,7 @@ weft_status wf_infer_access_edges(weft_graph *g) {
     for (size_t i = 1; i < g->nacc && sorted; i++) sorted = g->acc[i - 1].task <= g->acc[i].task;
     if (!sorted) qsort(g->acc, g->nacc, sizeof(*g->acc), access_cmp);
     segmap m = {0};
+    size_t *touched = NULL, ntouched = 0, touched_cap = 0; /* segment indexes, per task */
     weft_status st = WEFT_OK;
     for (size_t i = 0; i < g->nacc && !st;) {
         size_t j = i;
@@ -164,21 +171,31 @@ weft_status wf_infer_access_edges(weft_graph *g) {
         for (size_t k = i; k < j && !st; k++)
             if (cover(&m, g->acc[k].space, g->acc[k].lo, g->acc[k].hi))
                 st = wf_error(WEFT_ERR_NOMEM, "task graph: out of memory inferring dependencies");
+        /* No segment is inserted from here to the end of the task, so the indexes noted
+         * while merging modes stay valid for applying the rule, in the same order (access
+         * by access, each segment once: apply clears its mode). */
+        ntouched = 0;
         for (size_t k = i; k < j && !st; k++) {
             const wf_access *a = &g->acc[k];
             for (size_t q = seg_lower(&m, a->space, a->lo);
-                 q < m.n && m.s[q].space == a->space && m.s[q].lo <= a->hi; q++)
+                 q < m.n && m.s[q].space == a->space && m.s[q].lo <= a->hi && !st; q++) {
+                if (!m.s[q].mode) {
+                    if (wf_array_reserve((void **)&touched, &touched_cap, ntouched + 1,
+                                         sizeof *touched))
+                        st = wf_error(WEFT_ERR_NOMEM,
+                                      "task graph: out of memory inferring dependencies");
+                    else
+                        touched[ntouched++] = q;
+                }
                 m.s[q].mode |= a->mode;
+            }
         }
-        for (size_t k = i; k < j && !st; k++) {
-            const wf_access *a = &g->acc[k];
-            for (size_t q = seg_lower(&m, a->space, a->lo);
-                 q < m.n && m.s[q].space == a->space && m.s[q].lo <= a->hi && !st; q++)
-                if (m.s[q].mode) st = apply(g, &m.s[q], t);
-        }
+        for (size_t k = 0; k < ntouched && !st; k++) st = apply(g, &m.s[touched[k]], t);
+        for (size_t k = 0; k < ntouched; k++) m.s[touched[k]].mode = 0; /* after a failure */
         i = j;
     }
     for (size_t q = 0; q < m.n; q++) wf_free(m.s[q].readers, m.s[q].readers_cap * sizeof(uint32_t));
     wf_free(m.s, m.cap * sizeof(seg));
+    wf_free(touched, touched_cap * sizeof *touched);
     return st;
 }
