@@ -38,10 +38,14 @@
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static double chol_now_s(void) {
+static uint64_t chol_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double chol_now_s(void) {
+    return 1e-9 * (double)chol_now_ns();
 }
 
 /* splitmix64 (Steele, Lea, Flood 2014) used as a hash: a well-mixed 64-bit value of x. */
@@ -163,12 +167,6 @@ typedef struct chol_task {
     int nb;
     _Atomic uint64_t *kernel_ns; /* the factorisation's kernel-time sum, or NULL */
 } chol_task;
-
-static uint64_t chol_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Adds the time since t0 to the task's kernel-time sum. Relaxed: the sum is read only
  * after the factorisation has ended (weft_graph_run_ex returned, or the OpenMP parallel

@@ -192,15 +192,24 @@ static weft_plan_options scheduled(void)
     return po;
 }
 
-static void train_fused(weft_pool *pool, model_fn build, const void *arg, weft_dtype dt,
-                        weft_optim_kind kind, result *r)
+/* A fresh graph holding the model that build makes, and an optimizer of the given kind. */
+static weft_optim *model_and_optim(model *md, model_fn build, const void *arg, weft_dtype dt,
+                                   weft_optim_kind kind)
 {
-    model md = {0};
-    OK(weft_tgraph_create(&md.g));
-    build(&md, arg, dt);
+    *md = (model){0};
+    OK(weft_tgraph_create(&md->g));
+    build(md, arg, dt);
     weft_optim_options o = options(kind);
     weft_optim *opt = NULL;
     OK(weft_optim_create(&o, &opt));
+    return opt;
+}
+
+static void train_fused(weft_pool *pool, model_fn build, const void *arg, weft_dtype dt,
+                        weft_optim_kind kind, result *r)
+{
+    model md;
+    weft_optim *opt = model_and_optim(&md, build, arg, dt, kind);
     weft_value upd[MAX_VARS];
     OK(weft_optim_minimize(opt, md.g, md.loss, md.nvar, md.var, upd));
     weft_plan_options po = scheduled();
@@ -221,12 +230,8 @@ static void train_fused(weft_pool *pool, model_fn build, const void *arg, weft_d
 static void train_reference(weft_pool *pool, model_fn build, const void *arg, weft_dtype dt,
                             weft_optim_kind kind, result *r)
 {
-    model md = {0};
-    OK(weft_tgraph_create(&md.g));
-    build(&md, arg, dt);
-    weft_optim_options o = options(kind);
-    weft_optim *opt = NULL;
-    OK(weft_optim_create(&o, &opt));
+    model md;
+    weft_optim *opt = model_and_optim(&md, build, arg, dt, kind);
     weft_value grad[MAX_VARS];
     OK(weft_tgraph_gradients(md.g, md.loss, md.nvar, md.var, grad));
     weft_plan_options po = scheduled();

@@ -1107,14 +1107,7 @@ static void alloc_fail_on(unsigned threads)
 static void test_plan_alloc_failures_are_clean(void **state)
 {
     (void)state;
-    static const unsigned threads[] = {1, 3};
-    for (size_t i = 0; i < 2; i++) {
-        tu_alloc_install();
-        alloc_fail_on(threads[i]);
-        char what[32];
-        snprintf(what, sizeof what, "%u threads", threads[i]);
-        tu_alloc_uninstall_expect_clean(what);
-    }
+    tu_alloc_failures_clean_on_1_and_3_threads(alloc_fail_on);
 }
 
 /* ---- check mode ----------------------------------------------------------------------- */

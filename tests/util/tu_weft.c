@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 
@@ -147,6 +148,18 @@ void tu_alloc_uninstall_expect_clean(const char *what)
     assert_int_equal(st.bytes_alloc, st.bytes_freed);
     assert_int_equal(st.bad_free, 0);
     assert_int_equal(st.bad_align, 0);
+}
+
+void tu_alloc_failures_clean_on_1_and_3_threads(void (*fail_on)(unsigned threads))
+{
+    static const unsigned threads[] = {1, 3};
+    for (size_t i = 0; i < 2; i++) {
+        tu_alloc_install();
+        fail_on(threads[i]);
+        char what[32];
+        snprintf(what, sizeof what, "%u threads", threads[i]);
+        tu_alloc_uninstall_expect_clean(what);
+    }
 }
 
 void tu_alloc_expect_balanced(const tu_alloc_stats *s0, const char *what, uint64_t n)

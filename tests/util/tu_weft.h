@@ -69,4 +69,8 @@ void tu_alloc_expect_balanced(const tu_alloc_stats *s0, const char *what, uint64
  * imbalance prints "what: ..." first. */
 void tu_alloc_uninstall_expect_clean(const char *what);
 
+/* Runs fail_on(threads) with the hook installed, for 1 and for 3 threads, and checks
+ * after each that everything allocated was freed (tu_alloc_uninstall_expect_clean). */
+void tu_alloc_failures_clean_on_1_and_3_threads(void (*fail_on)(unsigned threads));
+
 #endif
